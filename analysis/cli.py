@@ -1,0 +1,199 @@
+"""The ``playback`` command line.
+
+    playback import MEDIA --participants "Alex,Sam" [--store DIR]   prints the new session id last
+    playback analyze SESSION_ID                                       runs every stage (skips unchanged)
+    playback export SESSION_ID --format rttm|csv --out PATH
+    playback sessions                                                 lists sessions
+    playback dashboard                                                starts the review dashboard
+    playback demo                                                     imports, analyses and shows the sample
+
+Errors are one readable line on stderr and exit code 2; never a traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import analysis  # noqa: F401  (turns pyannote telemetry off before anything imports it)
+from capture.errors import PlaybackError
+from capture.store import Store
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+SAMPLE_VIDEO = PROJECT_ROOT / "sample_data" / "session.mp4"
+SAMPLE_PARTICIPANTS = "Alex,Sam"
+DASHBOARD_PORT = 8501
+
+
+def _store(args) -> Store:
+    return Store(args.store)
+
+
+def cmd_import(args) -> int:
+    from capture.importer import import_media
+
+    session_id = import_media(_store(args), args.media, args.participants)
+    print(f"Imported {Path(args.media).name} as session:", file=sys.stderr)
+    print(session_id)
+    return 0
+
+
+def _tqdm_hook():
+    from tqdm import tqdm
+
+    bars: dict[str, tqdm] = {}
+
+    def hook(step: str, *, completed: int, total: int) -> None:
+        bar = bars.get(step)
+        if bar is None:
+            for other in bars.values():
+                other.close()
+            bar = bars[step] = tqdm(total=total, desc=f"{step:<12}", unit="step", file=sys.stderr, leave=True)
+        bar.total = max(total, 1)
+        bar.n = completed
+        bar.refresh()
+
+    def close() -> None:
+        for bar in bars.values():
+            bar.close()
+
+    return hook, close
+
+
+def cmd_analyze(args) -> int:
+    from analysis.pipeline import analyze
+
+    hook, close = _tqdm_hook()
+    try:
+        records = analyze(_store(args), args.session_id, hook=hook, force=args.force)
+    finally:
+        close()
+    for record in records:
+        state = "skipped (unchanged)" if record["this_run"] == "skipped" else f"{record['seconds']:.1f} s"
+        print(f"  {record['stage']:<12} {state}", file=sys.stderr)
+    print(f"Analysed session {args.session_id}.", file=sys.stderr)
+    return 0
+
+
+def cmd_export(args) -> int:
+    from analysis.export import export
+
+    text = export(_store(args), args.session_id, args.format)
+    Path(args.out).write_text(text)
+    print(f"Wrote {args.format.upper()} to {args.out}", file=sys.stderr)
+    return 0
+
+
+def cmd_sessions(args) -> int:
+    store = _store(args)
+    rows = store.list_sessions()
+    if not rows:
+        print(f"No sessions yet in {store.root}. Import one with: playback import FILE --participants \"A,B\"")
+        return 0
+    print(f"{'session':<18}{'created (UTC)':<28}{'status':<12}{'duration':>9}")
+    for row in rows:
+        duration = f"{row.duration_s:.0f} s" if row.duration_s else "-"
+        print(f"{row.session_id:<18}{row.created_utc:<28}{row.status:<12}{duration:>9}")
+    return 0
+
+
+def dashboard_command(store_root: Path, port: int = DASHBOARD_PORT) -> list[str]:
+    """The Streamlit command line: loopback only, no usage statistics, XSRF protection on."""
+    return [
+        sys.executable, "-m", "streamlit", "run", str(PROJECT_ROOT / "app.py"),
+        "--server.address", "127.0.0.1", "--server.port", str(port), "--server.headless", "true",
+        "--browser.gatherUsageStats", "false", "--server.enableXsrfProtection", "true",
+        "--global.developmentMode", "false", "--", "--store", str(store_root),
+    ]
+
+
+def cmd_dashboard(args) -> int:
+    store = _store(args)
+    print(f"Playback dashboard: http://127.0.0.1:{args.port}  (Ctrl+C to stop)", flush=True)
+    env = {**os.environ, "PLAYBACK_STORE": str(store.root), "PYANNOTE_METRICS_ENABLED": "0"}
+    try:
+        return subprocess.call(dashboard_command(store.root, args.port), env=env)
+    except KeyboardInterrupt:
+        return 0
+
+
+def cmd_demo(args) -> int:
+    from analysis.pipeline import analyze
+    from capture.importer import import_media
+
+    store = _store(args)
+    if not SAMPLE_VIDEO.is_file():
+        raise PlaybackError(f"The bundled sample {SAMPLE_VIDEO} is missing; run 'python sample_data/generate.py'.")
+    session_id = _find_sample_session(store) or import_media(store, SAMPLE_VIDEO, SAMPLE_PARTICIPANTS)
+    print(f"Sample session: {session_id}", file=sys.stderr)
+    hook, close = _tqdm_hook()
+    try:
+        analyze(store, session_id, hook=hook)
+    finally:
+        close()
+    if args.no_dashboard:
+        print(session_id)
+        return 0
+    return cmd_dashboard(args)
+
+
+def _find_sample_session(store: Store) -> str | None:
+    from capture.importer import _sha256_file
+
+    digest = _sha256_file(SAMPLE_VIDEO)
+    for row in store.list_sessions():
+        try:
+            if store.manifest(row.session_id)["media"]["sha256"]["original"] == digest:
+                return row.session_id
+        except (PlaybackError, KeyError):
+            continue
+    return None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="playback", description="Review consented couples and group sessions.")
+    parser.add_argument("--store", type=Path, default=None,
+                        help="store folder (default: $PLAYBACK_STORE or the per-user data folder)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def add(name, func, help_):
+        p = sub.add_parser(name, help=help_)
+        p.add_argument("--store", type=Path, default=argparse.SUPPRESS, help="store folder")
+        p.set_defaults(func=func)
+        return p
+
+    p = add("import", cmd_import, "import a recording as a new session")
+    p.add_argument("media", type=Path)
+    p.add_argument("--participants", required=True, help='names, left to right on screen: "Alex,Sam"')
+    p = add("analyze", cmd_analyze, "run every analysis stage")
+    p.add_argument("session_id")
+    p.add_argument("--force", action="store_true", help="re-run stages even if unchanged")
+    p = add("export", cmd_export, "export speaker turns (rttm) or all events (csv)")
+    p.add_argument("session_id")
+    p.add_argument("--format", choices=["rttm", "csv"], required=True)
+    p.add_argument("--out", type=Path, required=True)
+    add("sessions", cmd_sessions, "list sessions")
+    p = add("dashboard", cmd_dashboard, "start the review dashboard on 127.0.0.1")
+    p.add_argument("--port", type=int, default=DASHBOARD_PORT)
+    p = add("demo", cmd_demo, "import and analyse the bundled sample, then start the dashboard")
+    p.add_argument("--port", type=int, default=DASHBOARD_PORT)
+    p.add_argument("--no-dashboard", action="store_true", help="stop after the analysis")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except PlaybackError as exc:
+        print(f"playback: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("playback: interrupted.", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,282 @@
+"""Who spoke when from one microphone: voice activity, speaker embeddings, clustering.
+
+The embedded default backend works offline with no account: Silero VAD (model inside the
+``silero-vad`` wheel) finds speech; Resemblyzer's GE2E encoder (weights inside the
+``resemblyzer`` wheel) embeds overlapping windows; windows are clustered into the known number
+of speakers and every 10 ms speech frame takes the speaker whose windows around it agree best;
+labels are smoothed. Where faces are visible, :func:`attach_mouth_activity` (in
+``analysis.audiovisual``) adds overlapped speech and names the clusters.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from functools import lru_cache
+
+import numpy as np
+import pandas as pd
+
+FRAME_S = 0.01  # label resolution, seconds
+
+
+@dataclass(frozen=True)
+class DiarizationParams:
+    """Parameters of the embedded backend (seconds unless named otherwise)."""
+
+    vad_threshold: float = 0.35       # Silero speech probability above which a 32 ms chunk is speech
+    fill_pause_s: float = 0.15        # pauses shorter than this inside speech are filled
+    min_speech_s: float = 0.2         # speech islands shorter than this are dropped
+    window_s: float = 1.5             # embedding window length
+    hop_s: float = 0.25               # embedding window hop
+    min_window_speech: float = 0.4    # a window is embedded only if this fraction of it is speech
+    smooth_s: float = 0.5             # majority filter length on frame labels
+    same_speaker_pause_s: float = 0.5 # a pause this short between two stretches of one speaker is
+                                      # part of their turn (DOMAIN.md's turn gap)
+    max_speakers: int = 6             # upper bound when the speaker count is unknown
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@lru_cache(maxsize=1)
+def _vad_model():
+    from silero_vad import load_silero_vad
+
+    return load_silero_vad()
+
+
+@lru_cache(maxsize=1)
+def _voice_encoder():
+    from resemblyzer import VoiceEncoder
+
+    return VoiceEncoder("cpu", verbose=False)
+
+
+def model_versions() -> dict:
+    from importlib.metadata import version
+
+    return {"silero-vad": version("silero-vad"), "resemblyzer": version("resemblyzer")}
+
+
+def speech_mask(y: np.ndarray, sr: int, *, params: DiarizationParams = DiarizationParams()) -> np.ndarray:
+    """Boolean speech mask at :data:`FRAME_S` resolution, shape ``(ceil(len(y)/sr/FRAME_S),)``."""
+    import torch
+
+    n_frames = int(np.ceil(len(y) / sr / FRAME_S))
+    if len(y) < 512:
+        return np.zeros(n_frames, bool)
+    model = _vad_model()
+    model.reset_states()
+    with torch.no_grad():
+        probs = model.audio_forward(torch.from_numpy(np.ascontiguousarray(y, np.float32)), sr).numpy()[0]
+    chunk_s = 512 / sr
+    idx = np.minimum((np.arange(n_frames) * FRAME_S / chunk_s).astype(int), len(probs) - 1)
+    mask = probs[idx] > params.vad_threshold
+    mask = _fill_short_runs(mask, value=False, max_len=int(params.fill_pause_s / FRAME_S))
+    return _fill_short_runs(mask, value=True, max_len=int(params.min_speech_s / FRAME_S))
+
+
+def _runs(mask: np.ndarray) -> list[tuple[int, int, bool]]:
+    """(start, end, value) runs of a 1-D array."""
+    if mask.size == 0:
+        return []
+    change = np.flatnonzero(np.diff(mask.astype(np.int8))) + 1
+    starts = np.r_[0, change]
+    ends = np.r_[change, mask.size]
+    return [(int(s), int(e), bool(mask[s])) for s, e in zip(starts, ends)]
+
+
+def _fill_short_runs(mask: np.ndarray, *, value: bool, max_len: int) -> np.ndarray:
+    """Flip interior runs equal to ``value`` shorter than ``max_len`` frames."""
+    out = mask.copy()
+    runs = _runs(mask)
+    for i, (s, e, v) in enumerate(runs):
+        interior = 0 < i < len(runs) - 1 or value  # speech islands at the edges are dropped too
+        if v == value and e - s < max_len and interior:
+            out[s:e] = not value
+    return out
+
+
+def window_embeddings(
+    y: np.ndarray, sr: int, mask: np.ndarray, *, params: DiarizationParams = DiarizationParams()
+) -> tuple[np.ndarray, np.ndarray]:
+    """Embed overlapping windows that hold speech.
+
+    Returns ``(starts_s, embeddings)``: window start times, shape ``(w,)``, and L2-normalised
+    GE2E embeddings, shape ``(w, 256)``.
+    """
+    from resemblyzer.audio import wav_to_mel_spectrogram
+
+    encoder = _voice_encoder()
+    win = int(params.window_s / FRAME_S)
+    hop = int(params.hop_s / FRAME_S)
+    starts = [s for s in range(0, max(len(mask) - win, 0) + 1, hop) if mask[s : s + win].mean() >= params.min_window_speech]
+    if not starts:
+        return np.zeros(0), np.zeros((0, 256), np.float32)
+    peak = np.abs(y).max() or 1.0
+    mel = wav_to_mel_spectrogram(y / peak * 0.5)  # (frames of 10 ms, 40)
+    import torch
+
+    batch = np.stack([_pad(mel[s : s + win], win) for s in starts])
+    with torch.no_grad():
+        emb = encoder(torch.from_numpy(batch).float()).numpy()
+    emb /= np.linalg.norm(emb, axis=1, keepdims=True) + 1e-9
+    return np.asarray(starts) * FRAME_S, emb
+
+
+def _pad(block: np.ndarray, length: int) -> np.ndarray:
+    if len(block) >= length:
+        return block
+    return np.pad(block, ((0, length - len(block)), (0, 0)))
+
+
+def cluster(emb: np.ndarray, n_speakers: int | None, *, params: DiarizationParams = DiarizationParams()) -> np.ndarray:
+    """Cluster labels 0..k-1 for embeddings of shape (w, d); k known or chosen by silhouette."""
+    from sklearn.cluster import KMeans
+    from sklearn.metrics import silhouette_score
+
+    if len(emb) == 0:
+        return np.zeros(0, int)
+    if n_speakers is not None:
+        k = max(1, min(n_speakers, len(emb)))
+        if k == 1:
+            return np.zeros(len(emb), int)
+        return KMeans(n_clusters=k, n_init=10, random_state=0).fit_predict(emb)
+    best, best_score = np.zeros(len(emb), int), 0.1
+    for k in range(2, min(params.max_speakers, len(emb) - 1) + 1):
+        labels = KMeans(n_clusters=k, n_init=4, random_state=0).fit_predict(emb)
+        score = silhouette_score(emb, labels, metric="cosine")
+        if score > best_score:
+            best, best_score = labels, score
+    return best
+
+
+def frame_scores(starts_s: np.ndarray, emb: np.ndarray, labels: np.ndarray, n_frames: int, *, params: DiarizationParams) -> np.ndarray:
+    """Per-frame speaker scores, shape ``(n_frames, k)``: mean cosine similarity to each
+    cluster centroid of the windows covering the frame (NaN where no window covers it)."""
+    k = int(labels.max()) + 1 if len(labels) else 0
+    centroids = np.stack([emb[labels == c].mean(0) for c in range(k)]) if k else np.zeros((0, emb.shape[1]))
+    sims = emb @ centroids.T  # (w, k)
+    total = np.zeros((n_frames + 1, k))
+    count = np.zeros(n_frames + 1)
+    win = int(params.window_s / FRAME_S)
+    for start, sim in zip((starts_s / FRAME_S).round().astype(int), sims):
+        total[start : start + win] += sim
+        count[start : start + win] += 1
+    with np.errstate(invalid="ignore"):
+        return (total / count[:, None])[:n_frames]
+
+
+def diarize(
+    y: np.ndarray, sr: int, *, n_speakers: int | None, params: DiarizationParams = DiarizationParams()
+) -> pd.DataFrame:
+    """Speaker segments of ``y`` (float mono at ``sr`` Hz): columns ``start_s, end_s,
+    participant_id, confidence`` with cluster labels ``spk0, spk1, ...`` (ordered by first
+    speech), sorted by start. Empty when there is no speech."""
+    frames = diarize_frames(y, sr, n_speakers=n_speakers, params=params)
+    return frames_to_segments(frames.labels, frames.confidence)
+
+
+@dataclass
+class FrameDiarization:
+    """Frame-level result: ``labels`` (n_frames,) int, -1 for non-speech; ``scores``
+    (n_frames, k) similarity per cluster; ``confidence`` (n_frames,) in [0, 1]."""
+
+    labels: np.ndarray
+    scores: np.ndarray
+    confidence: np.ndarray
+    speech: np.ndarray
+
+
+def diarize_frames(
+    y: np.ndarray, sr: int, *, n_speakers: int | None, params: DiarizationParams = DiarizationParams()
+) -> FrameDiarization:
+    mask = speech_mask(y, sr, params=params)
+    n = len(mask)
+    starts, emb = window_embeddings(y, sr, mask, params=params)
+    labels_w = cluster(emb, n_speakers, params=params)
+    if len(labels_w) == 0:
+        k = 1
+        scores = np.full((n, 1), np.nan)
+    else:
+        scores = frame_scores(starts, emb, labels_w, n, params=params)
+        k = scores.shape[1]
+    filled = np.where(np.isnan(scores), -np.inf, scores)
+    raw = np.where(mask, filled.argmax(1), -1)
+    # frames not covered by any window take the nearest covered label
+    covered = ~np.isnan(scores).all(1)
+    if mask.any() and covered.any():
+        idx = np.flatnonzero(covered)
+        nearest = idx[np.clip(np.searchsorted(idx, np.arange(n)), 0, len(idx) - 1)]
+        raw = np.where(mask & ~covered, raw[nearest], raw)
+        raw = np.where(mask, np.maximum(raw, 0), -1)
+    elif mask.any():
+        raw = np.where(mask, 0, -1)
+    labels = _majority_filter(raw, int(params.smooth_s / FRAME_S), k) if k > 1 else raw
+    labels = np.where(mask, labels, -1)
+    labels = _fill_same_speaker_pauses(labels, int(params.same_speaker_pause_s / FRAME_S))
+    ordered = _relabel_by_first_appearance(labels)
+    top2 = np.sort(np.nan_to_num(filled, neginf=0.0), axis=1)[:, -2:] if k > 1 else np.ones((n, 2))
+    margin = np.clip((top2[:, -1] - top2[:, 0]) * 4, 0, 1) if k > 1 else np.ones(n)
+    perm = _first_appearance_order(labels, k)
+    return FrameDiarization(labels=ordered, scores=scores[:, perm] if k > 1 else scores, confidence=margin, speech=mask)
+
+
+def _fill_same_speaker_pauses(labels: np.ndarray, max_len: int) -> np.ndarray:
+    """Non-speech runs shorter than ``max_len`` frames between two runs of one label take it."""
+    out = labels.copy()
+    runs = _runs(labels >= 0)
+    for i in range(1, len(runs) - 1):
+        s, e, is_speech = runs[i]
+        if not is_speech and e - s < max_len and labels[s - 1] == labels[e]:
+            out[s:e] = labels[s - 1]
+    return out
+
+
+def _majority_filter(labels: np.ndarray, width: int, k: int) -> np.ndarray:
+    """Most frequent speech label within a centred window of ``width`` frames."""
+    if width <= 1:
+        return labels
+    onehot = np.stack([(labels == c).astype(float) for c in range(k)], 1)
+    kernel = np.ones(width)
+    smoothed = np.stack([np.convolve(onehot[:, c], kernel, mode="same") for c in range(k)], 1)
+    return np.where(labels >= 0, smoothed.argmax(1), -1)
+
+
+def _first_appearance_order(labels: np.ndarray, k: int) -> list[int]:
+    seen: list[int] = []
+    for value in labels[labels >= 0]:
+        if value not in seen:
+            seen.append(int(value))
+            if len(seen) == k:
+                break
+    return seen + [c for c in range(k) if c not in seen]
+
+
+def _relabel_by_first_appearance(labels: np.ndarray) -> np.ndarray:
+    k = int(labels.max()) + 1 if (labels >= 0).any() else 0
+    order = _first_appearance_order(labels, k)
+    mapping = {old: new for new, old in enumerate(order)}
+    return np.array([mapping.get(int(v), -1) for v in labels]) if k else labels
+
+
+def frames_to_segments(labels: np.ndarray, confidence: np.ndarray | None = None, *, prefix: str = "spk") -> pd.DataFrame:
+    """Runs of equal non-negative labels -> segments ``start_s, end_s, participant_id, confidence``."""
+    rows = []
+    for s, e, _ in _runs(labels):
+        value = int(labels[s])
+        if value < 0:
+            continue
+        conf = float(np.mean(confidence[s:e])) if confidence is not None else 1.0
+        rows.append((round(s * FRAME_S, 3), round(e * FRAME_S, 3), f"{prefix}{value}", round(conf, 3)))
+    return pd.DataFrame(rows, columns=["start_s", "end_s", "participant_id", "confidence"])
+
+
+def activity_to_segments(active: np.ndarray, ids: list[str], confidence: np.ndarray | None = None) -> pd.DataFrame:
+    """Per-person activity, shape (n_frames, people) bool, -> segments (overlaps allowed)."""
+    frames = []
+    for j, pid in enumerate(ids):
+        seg = frames_to_segments(np.where(active[:, j], 0, -1), confidence)
+        seg["participant_id"] = pid
+        frames.append(seg)
+    out = pd.concat(frames, ignore_index=True) if frames else frames_to_segments(np.zeros(0, int))
+    return out.sort_values(["start_s", "participant_id"], ignore_index=True)

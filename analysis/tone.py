@@ -1,0 +1,109 @@
+"""Tone of voice relative to each speaker's own baseline.
+
+:func:`prosody_frames` measures loudness (dB of RMS) and pitch (F0 by pYIN, Hz) every
+``hop_s``. :func:`segment_tone` summarises each speech segment against the speaker's baseline
+(median over their solo speech, so overlapped audio does not count): loudness in dB above
+baseline, pitch in semitones above baseline, pitch variability. A segment is *raised* when both
+loudness and pitch are well above the speaker's own baseline ("vocal arousal", never "anger").
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import pandas as pd
+
+
+@dataclass(frozen=True)
+class ToneParams:
+    hop_s: float = 0.02                 # frame hop, seconds
+    fmin_hz: float = 65.0               # lowest F0 searched
+    fmax_hz: float = 450.0              # highest F0 searched
+    raised_loudness_db: float = 4.0     # raised voice: at least this many dB over own baseline...
+    raised_pitch_st: float = 2.0        # ...and at least this many semitones over own baseline
+    min_voiced_frames: int = 10         # fewer voiced frames than this: no tone for the segment
+    merge_gap_s: float = 3.0            # raised segments of one speaker this close form one passage
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def prosody_frames(y: np.ndarray, sr: int, *, params: ToneParams = ToneParams()) -> pd.DataFrame:
+    """Frame table ``t_s, loudness_db, f0_hz`` (f0 NaN when unvoiced) of mono ``y`` at ``sr`` Hz."""
+    import librosa
+
+    hop = int(round(params.hop_s * sr))
+    if len(y) < 2048:
+        return pd.DataFrame({"t_s": [], "loudness_db": [], "f0_hz": []})
+    rms = librosa.feature.rms(y=y, frame_length=2 * hop, hop_length=hop, center=True)[0]
+    f0, voiced, _ = librosa.pyin(y, fmin=params.fmin_hz, fmax=params.fmax_hz, sr=sr, frame_length=1024,
+                                 hop_length=hop, center=True)
+    n = min(len(rms), len(f0))
+    return pd.DataFrame({
+        "t_s": np.round(np.arange(n) * params.hop_s, 3),
+        "loudness_db": 20 * np.log10(rms[:n] + 1e-6),
+        "f0_hz": np.where(voiced[:n], f0[:n], np.nan),
+    })
+
+
+def _solo_mask(times: np.ndarray, speech: pd.DataFrame, pid: str) -> np.ndarray:
+    """Frames at ``times`` where ``pid`` speaks and nobody else does."""
+    own = np.zeros(len(times), bool)
+    other = np.zeros(len(times), bool)
+    for row in speech.itertuples():
+        inside = (times >= row.start_s) & (times < row.end_s)
+        if row.participant_id == pid:
+            own |= inside
+        else:
+            other |= inside
+    return own & ~other
+
+
+def segment_tone(frames: pd.DataFrame, speech: pd.DataFrame, *, params: ToneParams = ToneParams()) -> pd.DataFrame:
+    """One row per speech segment: ``start_s, end_s, participant_id, loudness_db, f0_hz,
+    loudness_delta_db, pitch_delta_st, pitch_range_st, raised`` (deltas against the speaker's
+    own solo-speech median; NaN where the segment has too little solo voiced speech)."""
+    columns = ["start_s", "end_s", "participant_id", "loudness_db", "f0_hz", "loudness_delta_db",
+               "pitch_delta_st", "pitch_range_st", "raised"]
+    if speech.empty or frames.empty:
+        return pd.DataFrame(columns=columns)
+    t = frames.t_s.to_numpy()
+    loud = frames.loudness_db.to_numpy()
+    f0 = frames.f0_hz.to_numpy()
+    rows = []
+    for pid, own in speech.groupby("participant_id"):
+        solo = _solo_mask(t, speech, pid)
+        base_loud = np.nanmedian(loud[solo]) if solo.any() else np.nan
+        voiced = solo & ~np.isnan(f0)
+        base_f0 = np.nanmedian(f0[voiced]) if voiced.any() else np.nan
+        for seg in own.itertuples():
+            inside = solo & (t >= seg.start_s) & (t < seg.end_s)
+            v = inside & ~np.isnan(f0)
+            enough = v.sum() >= params.min_voiced_frames
+            seg_loud = float(np.median(loud[inside])) if inside.any() else np.nan
+            seg_f0 = float(np.median(f0[v])) if enough else np.nan
+            semitones = 12 * np.log2(f0[v] / base_f0) if enough else np.array([np.nan])
+            d_loud = seg_loud - base_loud
+            d_pitch = float(np.median(semitones))
+            rows.append((seg.start_s, seg.end_s, pid, seg_loud, seg_f0, d_loud, d_pitch,
+                         float(np.subtract(*np.nanpercentile(semitones, [90, 10]))) if enough else np.nan,
+                         bool(enough and d_loud >= params.raised_loudness_db and d_pitch >= params.raised_pitch_st)))
+    return pd.DataFrame(rows, columns=columns).sort_values("start_s", ignore_index=True)
+
+
+def raised_passages(tone: pd.DataFrame, *, params: ToneParams = ToneParams()) -> pd.DataFrame:
+    """Merge raised segments of one speaker into passages: ``start_s, end_s, participant_id,
+    loudness_delta_db, pitch_delta_st`` (the passage's maxima)."""
+    rows = []
+    for pid, seg in tone[tone.raised.astype(bool)].groupby("participant_id"):
+        current = None
+        for r in seg.sort_values("start_s").itertuples():
+            if current and r.start_s - current[1] <= params.merge_gap_s:
+                current = [current[0], max(current[1], r.end_s), pid,
+                           max(current[3], r.loudness_delta_db), max(current[4], r.pitch_delta_st)]
+            else:
+                if current:
+                    rows.append(current)
+                current = [r.start_s, r.end_s, pid, r.loudness_delta_db, r.pitch_delta_st]
+        rows.append(current)
+    return pd.DataFrame(rows, columns=["start_s", "end_s", "participant_id", "loudness_delta_db", "pitch_delta_st"]).sort_values("start_s", ignore_index=True)

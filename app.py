@@ -1,0 +1,155 @@
+"""Playback review dashboard (Streamlit). Start it with ``playback dashboard``.
+
+Thin UI: every value comes from :mod:`analysis.review`; nothing here analyses anything.
+The server is bound to 127.0.0.1 with usage statistics off (see ``playback dashboard`` and
+``.streamlit/config.toml``).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+import altair as alt
+import pandas as pd
+import streamlit as st
+
+import analysis  # noqa: F401  (pyannote telemetry off)
+from analysis.review import KIND_TITLES, Review, format_clock, load_review, timeline_rows
+from capture.errors import PlaybackError
+from capture.store import Store
+
+LAYER_COLOURS = {
+    "Speech": "#8fb8de", "Backchannel": "#c7d9a7", "Overlap": "#f2b84b", "Interruption": "#d9534f",
+    "Raised voice": "#8e44ad", "Expression": "#2a9d8f",
+}
+
+
+def store_from_args() -> Store:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--store", default=None)
+    args, _ = parser.parse_known_args(sys.argv[1:])
+    return Store(args.store)
+
+
+@st.cache_data(show_spinner=False, max_entries=4)
+def cached_video(store_root: str, session_id: str, rel: str) -> bytes:
+    """Video bytes, cached per session (keyed by store and session id)."""
+    return Store(store_root).read_bytes(session_id, rel)
+
+
+def session_picker(store: Store) -> str | None:
+    rows = store.list_sessions()
+    st.sidebar.title("Playback")
+    if not rows:
+        st.sidebar.info("No sessions yet.")
+        st.info("No sessions yet. Import one with `playback import FILE --participants \"Alex,Sam\"`, "
+                "or run `playback demo` for the bundled sample.")
+        return None
+    labels = {r.session_id: f"{r.session_id} · {r.status} · {r.duration_s or 0:.0f} s" for r in rows}
+    chosen = st.sidebar.radio("Sessions", list(labels), format_func=labels.get, key="session_id")
+    st.sidebar.caption("Annotations are evidence to look at together, never a verdict. "
+                       "Confirm or dismiss each moment with the people in the room.")
+    return chosen
+
+
+def timeline_chart(review: Review, position_s: float) -> alt.Chart:
+    rows = timeline_rows(review)
+    lanes = [p["name"] for p in review.manifest["participants"]]
+    base = alt.Chart(rows).mark_bar(height=14).encode(
+        x=alt.X("start_s:Q", title="time (s)", scale=alt.Scale(domain=[0, review.manifest["duration_s"]])),
+        x2="end_s:Q",
+        y=alt.Y("lane:N", title=None, sort=lanes),
+        yOffset=alt.YOffset("layer:N", sort=list(LAYER_COLOURS)),
+        color=alt.Color("layer:N", title=None, scale=alt.Scale(domain=list(LAYER_COLOURS), range=list(LAYER_COLOURS.values())),
+                        legend=alt.Legend(orient="top")),
+        tooltip=["lane", "layer", "label", alt.Tooltip("start_s:Q", format=".1f"), alt.Tooltip("end_s:Q", format=".1f"), "explanation"],
+    )
+    cursor = alt.Chart(pd.DataFrame({"t": [position_s]})).mark_rule(color="black", strokeDash=[4, 3]).encode(x="t:Q")
+    return (base + cursor).properties(height=70 * max(len(lanes), 1))
+
+
+def moments_list(review: Review) -> None:
+    moments = review.moments()
+    st.subheader(f"Moments ({len(moments)})")
+    if moments.empty:
+        st.caption("No interruptions, raised voices or expressions were found.")
+        return
+    kinds = st.multiselect("Show", sorted(moments.kind.unique()), default=sorted(moments.kind.unique()),
+                           format_func=KIND_TITLES.get, key="moment_kinds")
+    for m in moments[moments.kind.isin(kinds)].itertuples():
+        left, right = st.columns([1, 6])
+        if left.button(f"▶ {format_clock(m.start_s)}", key=f"jump-{m.event_id}",
+                       help=f"Play from {m.start_s:.1f} s"):
+            st.session_state.position_s = float(m.start_s)
+            st.rerun()
+        tag = KIND_TITLES.get(m.kind, m.kind) + (f" · {m.label}" if m.label else "")
+        right.markdown(f"**{tag}** — {m.explanation}  \n"
+                       f"<small>confidence {float(m.confidence):.0%}</small>", unsafe_allow_html=True)
+
+
+def metrics_panel(review: Review) -> None:
+    st.subheader("Who talked, who interrupted")
+    people = review.participants
+    cols = st.columns(max(len(people), 1))
+    for col, p in zip(cols, people.itertuples()):
+        col.metric(p.name, f"{p.talk_share:.0%} of talk", f"{int(p.turn_count)} turns", delta_color="off")
+    table = people[["name", "talk_s", "talk_share", "floor_share", "turn_count", "mean_turn_s", "longest_turn_s",
+                    "interruptions_made", "interruptions_received", "backchannels_given"]].rename(columns={
+        "name": "person", "talk_s": "talk (s)", "talk_share": "talk share", "floor_share": "floor share",
+        "turn_count": "turns", "mean_turn_s": "mean turn (s)", "longest_turn_s": "longest turn (s)",
+        "interruptions_made": "interrupted others", "interruptions_received": "was interrupted",
+        "backchannels_given": "backchannels"})
+    st.dataframe(table, hide_index=True, width="stretch",
+                 column_config={"talk share": st.column_config.NumberColumn(format="percent"),
+                                "floor share": st.column_config.NumberColumn(format="percent")})
+    left, right = st.columns(2)
+    with left:
+        st.markdown("**Who interrupts whom** (row interrupts column)")
+        st.dataframe(review.matrix, width="stretch")
+    with right:
+        st.markdown("**Thresholds used for these counts**")
+        st.dataframe(pd.DataFrame({"parameter": list(review.thresholds), "value": [str(v) for v in review.thresholds.values()]}),
+                     hide_index=True, width="stretch")
+    st.caption(f"Speaker turns: {review.speaker_backend}.")
+
+
+def session_page(store: Store, session_id: str) -> None:
+    try:
+        review = load_review(store, session_id)
+    except PlaybackError as exc:
+        st.error(str(exc))
+        return
+    people = ", ".join(p["name"] for p in review.manifest["participants"])
+    st.title(f"Session {session_id}")
+    st.caption(f"{people} · {format_clock(review.manifest['duration_s'])} · recorded file {review.manifest.get('source_name', '')}")
+    if not review.analysed:
+        st.warning(f"This session has not been analysed yet. Run `playback analyze {session_id}`.")
+        return
+    if st.session_state.get("position_for") != session_id:
+        st.session_state.position_s = 0.0
+        st.session_state.position_for = session_id
+    position = float(st.session_state.get("position_s", 0.0))
+    video_col, moments_col = st.columns([3, 2])
+    with video_col:
+        media = review.manifest["media"]
+        rel = media.get("video") or media.get("original")
+        st.video(cached_video(str(store.root), session_id, rel), start_time=int(position))
+        st.caption(f"Playing from {position:.1f} s")
+        if review.face_coverage:
+            st.caption("Faces found in sampled frames: " + ", ".join(f"{n} {c:.0%}" for n, c in review.face_coverage.items()))
+    with moments_col:
+        moments_list(review)
+    st.subheader("Timeline")
+    st.altair_chart(timeline_chart(review, position), width="stretch")
+    metrics_panel(review)
+
+
+def main() -> None:
+    st.set_page_config(page_title="Playback", layout="wide")
+    store = store_from_args()
+    session_id = session_picker(store)
+    if session_id:
+        session_page(store, session_id)
+
+
+main()

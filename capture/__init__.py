@@ -1,0 +1,1 @@
+"""How a session gets into Playback: the session store, media probing and import."""

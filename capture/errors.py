@@ -1,0 +1,25 @@
+"""One hierarchy of errors users can read. The CLI and the app show ``str(error)``, never a traceback."""
+
+
+class PlaybackError(Exception):
+    """Base class: the message says what is wrong and what to do."""
+
+
+class BadMediaError(PlaybackError):
+    """A file is not usable media (not media, empty, truncated, over limits)."""
+
+
+class SessionNotFoundError(PlaybackError):
+    """No session with that id in the store."""
+
+
+class ModelUnavailableError(PlaybackError):
+    """A model file is missing and cannot be fetched."""
+
+
+class ArtifactError(PlaybackError):
+    """A stored artifact is missing or does not match its expected schema."""
+
+
+class ConsentError(PlaybackError):
+    """An action needs a participant's consent that was not given."""
