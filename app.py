@@ -24,6 +24,11 @@ LAYER_COLOURS = {
 }
 
 
+LAYER_GROUP = {"Speech": "speech", "Backchannel": "speech", "Overlap": "speech", "Interruption": "events",
+               "Raised voice": "events", "Expression": "face"}
+TIMELINE_GROUPS = ("speech", "events", "face")
+
+
 def store_from_args() -> Store:
     parser = argparse.ArgumentParser()
     parser.add_argument("--store", default=None)
@@ -53,19 +58,21 @@ def session_picker(store: Store) -> str | None:
 
 
 def timeline_chart(review: Review, position_s: float) -> alt.Chart:
+    """One block of rows per person: what they said, what happened, what their face showed."""
     rows = timeline_rows(review)
-    lanes = [p["name"] for p in review.manifest["participants"]]
-    base = alt.Chart(rows).mark_bar(height=14).encode(
+    row_order = [f"{p['name']} · {group}" for p in review.manifest["participants"] for group in TIMELINE_GROUPS]
+    rows["row"] = rows.lane + " · " + rows.layer.map(LAYER_GROUP)
+    bars = alt.Chart(rows).mark_bar(height=16, cornerRadius=2).encode(
         x=alt.X("start_s:Q", title="time (s)", scale=alt.Scale(domain=[0, review.manifest["duration_s"]])),
         x2="end_s:Q",
-        y=alt.Y("lane:N", title=None, sort=lanes),
-        yOffset=alt.YOffset("layer:N", sort=list(LAYER_COLOURS)),
-        color=alt.Color("layer:N", title=None, scale=alt.Scale(domain=list(LAYER_COLOURS), range=list(LAYER_COLOURS.values())),
-                        legend=alt.Legend(orient="top")),
-        tooltip=["lane", "layer", "label", alt.Tooltip("start_s:Q", format=".1f"), alt.Tooltip("end_s:Q", format=".1f"), "explanation"],
+        y=alt.Y("row:N", title=None, sort=row_order, scale=alt.Scale(domain=row_order)),
+        color=alt.Color("layer:N", title=None, legend=alt.Legend(orient="top"),
+                        scale=alt.Scale(domain=list(LAYER_COLOURS), range=list(LAYER_COLOURS.values()))),
+        tooltip=["lane", "layer", "label", alt.Tooltip("start_s:Q", format=".1f"), alt.Tooltip("end_s:Q", format=".1f"),
+                 "explanation"],
     )
     cursor = alt.Chart(pd.DataFrame({"t": [position_s]})).mark_rule(color="black", strokeDash=[4, 3]).encode(x="t:Q")
-    return (base + cursor).properties(height=70 * max(len(lanes), 1))
+    return (bars + cursor).properties(height=24 * len(row_order))
 
 
 def moments_list(review: Review) -> None:
@@ -76,13 +83,15 @@ def moments_list(review: Review) -> None:
         return
     kinds = st.multiselect("Show", sorted(moments.kind.unique()), default=sorted(moments.kind.unique()),
                            format_func=KIND_TITLES.get, key="moment_kinds")
+    listing = st.container(height=520)
     for m in moments[moments.kind.isin(kinds)].itertuples():
-        left, right = st.columns([1, 6])
+        left, right = listing.columns([1, 3], vertical_alignment="top")
         if left.button(f"▶ {format_clock(m.start_s)}", key=f"jump-{m.event_id}",
-                       help=f"Play from {m.start_s:.1f} s"):
+                       help=f"Play from {m.start_s:.1f} s", width="stretch"):
             st.session_state.position_s = float(m.start_s)
             st.rerun()
-        tag = KIND_TITLES.get(m.kind, m.kind) + (f" · {m.label}" if m.label else "")
+        label = str(m.label or "").replace("_", " ")
+        tag = KIND_TITLES.get(m.kind, m.kind) + (f" · {label}" if label and label != "raised voice" else "")
         right.markdown(f"**{tag}** — {m.explanation}  \n"
                        f"<small>confidence {float(m.confidence):.0%}</small>", unsafe_allow_html=True)
 
@@ -92,7 +101,9 @@ def metrics_panel(review: Review) -> None:
     people = review.participants
     cols = st.columns(max(len(people), 1))
     for col, p in zip(cols, people.itertuples()):
-        col.metric(p.name, f"{p.talk_share:.0%} of talk", f"{int(p.turn_count)} turns", delta_color="off")
+        col.metric(p.name, f"{p.talk_share:.0%} of talk")
+        col.caption(f"{int(p.turn_count)} turns · longest {p.longest_turn_s:.0f} s · interrupted others "
+                    f"{int(p.interruptions_made)}× · was interrupted {int(p.interruptions_received)}×")
     table = people[["name", "talk_s", "talk_share", "floor_share", "turn_count", "mean_turn_s", "longest_turn_s",
                     "interruptions_made", "interruptions_received", "backchannels_given"]].rename(columns={
         "name": "person", "talk_s": "talk (s)", "talk_share": "talk share", "floor_share": "floor share",
@@ -101,7 +112,9 @@ def metrics_panel(review: Review) -> None:
         "backchannels_given": "backchannels"})
     st.dataframe(table, hide_index=True, width="stretch",
                  column_config={"talk share": st.column_config.NumberColumn(format="percent"),
-                                "floor share": st.column_config.NumberColumn(format="percent")})
+                                "floor share": st.column_config.NumberColumn(format="percent"),
+                                **{c: st.column_config.NumberColumn(format="%.1f")
+                                   for c in ("talk (s)", "mean turn (s)", "longest turn (s)")}})
     left, right = st.columns(2)
     with left:
         st.markdown("**Who interrupts whom** (row interrupts column)")

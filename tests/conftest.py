@@ -1,0 +1,43 @@
+"""Shared fixtures: real data from ../shared, a temporary store, the analysed sample session."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = ROOT.parent / "shared"
+SAMPLE = ROOT / "sample_data"
+ARTIFACTS = ROOT / "tests" / "artifacts"
+
+os.environ.setdefault("PLAYBACK_MODEL_DIR", str(SHARED / "models"))
+os.environ["PLAYBACK_OFFLINE"] = "1"
+os.environ["PYANNOTE_METRICS_ENABLED"] = "0"
+
+
+def shared(rel: str) -> Path:
+    path = SHARED / rel
+    if not path.exists():
+        pytest.fail(f"missing shared test data {path}: ../shared must sit beside the project")
+    return path
+
+
+@pytest.fixture
+def store(tmp_path):
+    from capture.store import Store
+
+    return Store(tmp_path / "store")
+
+
+@pytest.fixture(scope="session")
+def sample_session(tmp_path_factory):
+    """The bundled sample imported as Alex (left) and Sam (right) and analysed once."""
+    from analysis.pipeline import analyze
+    from capture.importer import import_media
+    from capture.store import Store
+
+    store = Store(tmp_path_factory.mktemp("sample-store"))
+    session_id = import_media(store, SAMPLE / "session.mp4", "Alex,Sam")
+    records = analyze(store, session_id)
+    return store, session_id, records

@@ -1,0 +1,105 @@
+"""The review dashboard: Streamlit AppTest of the session page, and a real browser screenshot."""
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import ARTIFACTS, ROOT
+
+APP = str(ROOT / "app.py")
+
+
+@pytest.fixture
+def app(sample_session, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    store, session_id, _ = sample_session
+    monkeypatch.setenv("PLAYBACK_STORE", str(store.root))
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.run()
+    assert not at.exception, at.exception
+    return at, session_id
+
+
+@pytest.mark.slow
+def test_session_page_shows_video_timeline_moments_and_metrics(app):
+    at, session_id = app
+    assert at.title[0].value == f"Session {session_id}"
+    assert "Alex, Sam" in at.caption[0].value
+    assert [s.value for s in at.subheader][:3] == [s for s in [at.subheader[0].value] if s.startswith("Moments")] + ["Timeline", "Who talked, who interrupted"]
+    metrics = {m.label: m.value for m in at.metric}
+    assert set(metrics) == {"Alex", "Sam"} and all(v.endswith("of talk") for v in metrics.values())
+    markdown = " ".join(m.value for m in at.markdown)
+    assert "Interruption" in markdown and "turn_gap_s" in at.dataframe[-1].value.to_string()
+
+
+@pytest.mark.slow
+def test_choosing_a_moment_moves_the_video(app):
+    at, _ = app
+    jump = next(b for b in at.button if b.label.startswith("▶") and b.label != "▶ 0:00")
+    jump.click().run()
+    assert not at.exception
+    position = at.session_state.position_s
+    assert position > 0
+    assert f"Playing from {position:.1f} s" in [c.value for c in at.caption]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_for_port(port: int, timeout_s: float = 60) -> None:
+    deadline = time.time() + timeout_s
+    while time.time() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.3)
+    raise TimeoutError(f"dashboard did not start on port {port}")
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+def test_dashboard_in_headless_chromium(sample_session):
+    from playwright.sync_api import sync_playwright
+
+    store, session_id, _ = sample_session
+    port = _free_port()
+    env = {**os.environ, "PLAYBACK_STORE": str(store.root)}
+    server = subprocess.Popen([sys.executable, "-m", "analysis.cli", "--store", str(store.root), "dashboard", "--port", str(port)],
+                              cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        _wait_for_port(port)
+        listening = open("/proc/net/tcp").read().splitlines()[1:]
+        local = [line.split()[1] for line in listening if line.split()[3] == "0A"]
+        assert f"0100007F:{port:04X}" in local and not any(addr.endswith(f":{port:04X}") and addr != f"0100007F:{port:04X}" for addr in local)
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=[
+                "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                "--disable-component-update", "--disable-sync", "--no-first-run"])
+            page = browser.new_page(viewport={"width": 1400, "height": 2400})
+            page.goto(f"http://127.0.0.1:{port}/", wait_until="networkidle")
+            page.get_by_text(f"Session {session_id}").wait_for(timeout=60_000)
+            page.get_by_text("Who talked, who interrupted").wait_for(timeout=60_000)
+            page.wait_for_timeout(2500)  # let the chart draw
+            assert page.locator("video").count() == 1
+            assert page.locator("canvas, svg").count() >= 1
+            page.screenshot(path=str(ARTIFACTS / "dashboard.png"), full_page=True)
+            buttons = page.get_by_role("button", name="▶")
+            assert buttons.count() >= 4
+            buttons.nth(1).click()
+            page.get_by_text("Playing from").wait_for()
+            page.wait_for_timeout(1500)
+            assert "Playing from 0.0 s" not in page.content()
+            browser.close()
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
