@@ -19,7 +19,7 @@ from capture.errors import PlaybackError
 from capture.store import Store
 
 LAYER_COLOURS = {
-    "Speech": "#8fb8de", "Backchannel": "#c7d9a7", "Overlap": "#f2b84b", "Interruption": "#d9534f",
+    "Speech": "#8fb8de", "Overlap": "#f2b84b", "Backchannel": "#6a994e", "Interruption": "#d9534f",
     "Raised voice": "#8e44ad", "Expression": "#2a9d8f",
 }
 
@@ -62,9 +62,11 @@ def timeline_chart(review: Review, position_s: float) -> alt.Chart:
     rows = timeline_rows(review)
     row_order = [f"{p['name']} · {group}" for p in review.manifest["participants"] for group in TIMELINE_GROUPS]
     rows["row"] = rows.lane + " · " + rows.layer.map(LAYER_GROUP)
+    rows["draw"] = rows.layer.map({layer: i for i, layer in enumerate(LAYER_COLOURS)})  # backchannels over speech
     bars = alt.Chart(rows).mark_bar(height=16, cornerRadius=2).encode(
-        x=alt.X("start_s:Q", title="time (s)", scale=alt.Scale(domain=[0, review.manifest["duration_s"]])),
+        x=alt.X("start_s:Q", title="time (s)", scale=alt.Scale(domain=[0, review.manifest["duration_s"]], nice=False)),
         x2="end_s:Q",
+        order=alt.Order("draw:Q"),
         y=alt.Y("row:N", title=None, sort=row_order, scale=alt.Scale(domain=row_order)),
         color=alt.Color("layer:N", title=None, legend=alt.Legend(orient="top"),
                         scale=alt.Scale(domain=list(LAYER_COLOURS), range=list(LAYER_COLOURS.values()))),
@@ -72,7 +74,7 @@ def timeline_chart(review: Review, position_s: float) -> alt.Chart:
                  "explanation"],
     )
     cursor = alt.Chart(pd.DataFrame({"t": [position_s]})).mark_rule(color="black", strokeDash=[4, 3]).encode(x="t:Q")
-    return (bars + cursor).properties(height=24 * len(row_order))
+    return (bars + cursor).properties(height=26 * len(row_order))
 
 
 def moments_list(review: Review) -> None:
@@ -153,7 +155,8 @@ def session_page(store: Store, session_id: str) -> None:
     with moments_col:
         moments_list(review)
     st.subheader("Timeline")
-    st.altair_chart(timeline_chart(review, position), width="stretch")
+    chart = timeline_chart(review, position)
+    st.altair_chart(chart, width="stretch", height=int(chart.height) + 90)
     metrics_panel(review)
 
 
