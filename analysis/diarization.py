@@ -2,9 +2,12 @@
 
 The embedded default backend works offline with no account: Silero VAD (model inside the
 ``silero-vad`` wheel) finds speech; Resemblyzer's GE2E encoder (weights inside the
-``resemblyzer`` wheel) embeds overlapping windows; windows are clustered into the known number
-of speakers and every 10 ms speech frame takes the speaker whose windows around it agree best;
-labels are smoothed. Where faces are visible, :func:`attach_mouth_activity` (in
+``resemblyzer`` wheel) embeds each speech island (cut into chunks of at most ``chunk_max_s``);
+chunks are clustered into the known number of speakers (k-means weighted by duration), which is
+more robust than clustering short windows. Sliding windows then place change points inside
+chunks: every 10 ms speech frame takes the speaker whose centroid its covering windows match best,
+with a small bonus for its own chunk's label; labels are smoothed and a speaker's short pauses
+filled. Where faces are visible, :func:`attach_mouth_activity` (in
 ``analysis.audiovisual``) adds overlapped speech and names the clusters.
 """
 from __future__ import annotations
@@ -22,14 +25,20 @@ FRAME_S = 0.01  # label resolution, seconds
 class DiarizationParams:
     """Parameters of the embedded backend (seconds unless named otherwise)."""
 
-    vad_threshold: float = 0.35       # Silero speech probability above which a 32 ms chunk is speech
+    vad_threshold: float = 0.2        # Silero speech probability above which a 32 ms chunk is speech
+                                      # (low: quiet and distant talkers count; islands are checked
+                                      # by the clustering anyway)
     fill_pause_s: float = 0.15        # pauses shorter than this inside speech are filled
     min_speech_s: float = 0.2         # speech islands shorter than this are dropped
-    window_s: float = 1.5             # embedding window length
+    chunk_max_s: float = 3.0          # speech islands are cut into chunks at most this long; each
+                                      # chunk is embedded whole and chunks are clustered
+    chunk_prior: float = 0.1          # cosine-similarity bonus of a frame's own chunk label: a
+                                      # sliding window must beat it to move a change point
+    window_s: float = 1.5             # sliding embedding window length (change points)
     hop_s: float = 0.25               # embedding window hop
     min_window_speech: float = 0.4    # a window is embedded only if this fraction of it is speech
     smooth_s: float = 0.5             # majority filter length on frame labels
-    same_speaker_pause_s: float = 0.5 # a pause this short between two stretches of one speaker is
+    same_speaker_pause_s: float = 1.0 # a pause this short between two stretches of one speaker is
                                       # part of their turn (DOMAIN.md's turn gap)
     max_speakers: int = 6             # upper bound when the speaker count is unknown
 
@@ -129,8 +138,46 @@ def _pad(block: np.ndarray, length: int) -> np.ndarray:
     return np.pad(block, ((0, length - len(block)), (0, 0)))
 
 
-def cluster(emb: np.ndarray, n_speakers: int | None, *, params: DiarizationParams = DiarizationParams()) -> np.ndarray:
-    """Cluster labels 0..k-1 for embeddings of shape (w, d); k known or chosen by silhouette."""
+def speech_chunks(mask: np.ndarray, *, params: DiarizationParams = DiarizationParams()) -> list[tuple[int, int]]:
+    """Speech islands of ``mask`` cut into near-equal chunks of at most ``chunk_max_s``: a list
+    of ``(start_frame, end_frame)``."""
+    longest = max(1, int(params.chunk_max_s / FRAME_S))
+    chunks = []
+    for s, e, is_speech in _runs(mask):
+        if is_speech:
+            bounds = np.linspace(s, e, int(np.ceil((e - s) / longest)) + 1).astype(int)
+            chunks += [(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
+    return chunks
+
+
+def chunk_embeddings(y: np.ndarray, sr: int, chunks: list[tuple[int, int]]) -> np.ndarray:
+    """L2-normalised GE2E embedding of each chunk, shape ``(len(chunks), 256)``; chunks shorter
+    than the encoder's 1.6 s are tiled to that length."""
+    import torch
+    from resemblyzer.audio import wav_to_mel_spectrogram
+
+    if not chunks:
+        return np.zeros((0, 256), np.float32)
+    encoder = _voice_encoder()
+    peak = np.abs(y).max() or 1.0
+    mel = wav_to_mel_spectrogram(y / peak * 0.5)
+    out = []
+    with torch.no_grad():
+        for a, b in chunks:
+            block = mel[a:b] if b <= len(mel) else mel[a:]
+            if len(block) == 0:
+                block = mel[max(0, a - 1) : a + 1]
+            if len(block) < 160:
+                block = np.concatenate([block] * int(np.ceil(160 / len(block))))
+            out.append(encoder(torch.from_numpy(block[None]).float()).numpy()[0])
+    emb = np.asarray(out)
+    return emb / (np.linalg.norm(emb, axis=1, keepdims=True) + 1e-9)
+
+
+def cluster(emb: np.ndarray, n_speakers: int | None, *, params: DiarizationParams = DiarizationParams(),
+            weights: np.ndarray | None = None) -> np.ndarray:
+    """Cluster labels 0..k-1 for embeddings of shape (w, d), optionally weighted (e.g. by
+    duration); k known or chosen by silhouette."""
     from sklearn.cluster import KMeans
     from sklearn.metrics import silhouette_score
 
@@ -140,21 +187,20 @@ def cluster(emb: np.ndarray, n_speakers: int | None, *, params: DiarizationParam
         k = max(1, min(n_speakers, len(emb)))
         if k == 1:
             return np.zeros(len(emb), int)
-        return KMeans(n_clusters=k, n_init=10, random_state=0).fit_predict(emb)
+        return KMeans(n_clusters=k, n_init=10, random_state=0).fit_predict(emb, sample_weight=weights)
     best, best_score = np.zeros(len(emb), int), 0.1
     for k in range(2, min(params.max_speakers, len(emb) - 1) + 1):
-        labels = KMeans(n_clusters=k, n_init=4, random_state=0).fit_predict(emb)
+        labels = KMeans(n_clusters=k, n_init=4, random_state=0).fit_predict(emb, sample_weight=weights)
         score = silhouette_score(emb, labels, metric="cosine")
         if score > best_score:
             best, best_score = labels, score
     return best
 
 
-def frame_scores(starts_s: np.ndarray, emb: np.ndarray, labels: np.ndarray, n_frames: int, *, params: DiarizationParams) -> np.ndarray:
-    """Per-frame speaker scores, shape ``(n_frames, k)``: mean cosine similarity to each
-    cluster centroid of the windows covering the frame (NaN where no window covers it)."""
-    k = int(labels.max()) + 1 if len(labels) else 0
-    centroids = np.stack([emb[labels == c].mean(0) for c in range(k)]) if k else np.zeros((0, emb.shape[1]))
+def frame_scores(starts_s: np.ndarray, emb: np.ndarray, centroids: np.ndarray, n_frames: int, *, params: DiarizationParams) -> np.ndarray:
+    """Per-frame speaker scores, shape ``(n_frames, k)``: mean cosine similarity of the windows
+    covering the frame to each centroid (NaN where no window covers it)."""
+    k = len(centroids)
     sims = emb @ centroids.T  # (w, k)
     total = np.zeros((n_frames + 1, k))
     count = np.zeros(n_frames + 1)
@@ -192,25 +238,25 @@ def diarize_frames(
 ) -> FrameDiarization:
     mask = speech_mask(y, sr, params=params)
     n = len(mask)
-    starts, emb = window_embeddings(y, sr, mask, params=params)
-    labels_w = cluster(emb, n_speakers, params=params)
-    if len(labels_w) == 0:
-        k = 1
-        scores = np.full((n, 1), np.nan)
+    chunks = speech_chunks(mask, params=params)
+    chunk_emb = chunk_embeddings(y, sr, chunks)
+    chunk_labels = cluster(chunk_emb, n_speakers, params=params,
+                           weights=np.array([b - a for a, b in chunks], float) if chunks else None)
+    k = int(chunk_labels.max()) + 1 if len(chunk_labels) else 1
+    prior = np.zeros((n, k))
+    for (a, b), c in zip(chunks, chunk_labels):
+        prior[a:b, c] = params.chunk_prior
+    if len(chunk_labels):
+        centroids = np.stack([chunk_emb[chunk_labels == c].mean(0) for c in range(k)])
+        centroids /= np.linalg.norm(centroids, axis=1, keepdims=True) + 1e-9
+        starts, emb = window_embeddings(y, sr, mask, params=params)
+        scores = frame_scores(starts, emb, centroids, n, params=params) if len(emb) else np.full((n, k), np.nan)
+        scores = np.where(np.isnan(scores), 0.0, scores) + prior  # uncovered frames keep their chunk label
+        scores[~mask] = np.nan
     else:
-        scores = frame_scores(starts, emb, labels_w, n, params=params)
-        k = scores.shape[1]
+        scores = np.full((n, 1), np.nan)
     filled = np.where(np.isnan(scores), -np.inf, scores)
     raw = np.where(mask, filled.argmax(1), -1)
-    # frames not covered by any window take the nearest covered label
-    covered = ~np.isnan(scores).all(1)
-    if mask.any() and covered.any():
-        idx = np.flatnonzero(covered)
-        nearest = idx[np.clip(np.searchsorted(idx, np.arange(n)), 0, len(idx) - 1)]
-        raw = np.where(mask & ~covered, raw[nearest], raw)
-        raw = np.where(mask, np.maximum(raw, 0), -1)
-    elif mask.any():
-        raw = np.where(mask, 0, -1)
     labels = _majority_filter(raw, int(params.smooth_s / FRAME_S), k) if k > 1 else raw
     labels = np.where(mask, labels, -1)
     labels = _fill_same_speaker_pauses(labels, int(params.same_speaker_pause_s / FRAME_S))

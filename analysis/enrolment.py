@@ -1,0 +1,65 @@
+"""Putting names on voices with enrolment clips ("I, Sam, agree to record this session").
+
+A *voice print* is the duration-weighted mean GE2E embedding (Resemblyzer) of the speech in a
+labelled sample of one person's voice. Voice clusters of a session are named by matching their
+centroids to the prints one-to-one (Hungarian assignment on cosine similarity), so the same
+person is recognised across sessions without any account or network.
+"""
+from __future__ import annotations
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+from analysis.diarization import FRAME_S, DiarizationParams, FrameDiarization, chunk_embeddings, speech_chunks, speech_mask
+
+MIN_SIMILARITY = 0.5   # a cluster less similar than this to every print stays unnamed
+
+
+def voice_print(y: np.ndarray, sr: int, *, params: DiarizationParams = DiarizationParams()) -> np.ndarray | None:
+    """Voice print of mono ``y`` at ``sr`` Hz: unit vector of shape (256,), None without speech."""
+    mask = speech_mask(y, sr, params=params)
+    chunks = speech_chunks(mask, params=params)
+    if not chunks:
+        return None
+    emb = chunk_embeddings(y, sr, chunks)
+    weights = np.array([b - a for a, b in chunks], float)
+    mean = (emb * weights[:, None]).sum(0)
+    return mean / (np.linalg.norm(mean) + 1e-9)
+
+
+def cluster_centroids(y: np.ndarray, sr: int, labels: np.ndarray, *, params: DiarizationParams = DiarizationParams()) -> dict[int, np.ndarray]:
+    """Voice print of each cluster's speech (frames labelled ``c`` in ``labels``)."""
+    out = {}
+    for c in sorted(set(labels[labels >= 0].tolist())):
+        own = labels == c
+        chunks = speech_chunks(own, params=params)
+        if not chunks:
+            continue
+        emb = chunk_embeddings(y, sr, chunks)
+        weights = np.array([b - a for a, b in chunks], float)
+        mean = (emb * weights[:, None]).sum(0)
+        out[c] = mean / (np.linalg.norm(mean) + 1e-9)
+    return out
+
+
+def name_clusters(y: np.ndarray, sr: int, frames: FrameDiarization, prints: dict[str, np.ndarray], *,
+                  params: DiarizationParams = DiarizationParams()) -> dict[int, tuple[str, float]]:
+    """Map cluster index -> (participant id, cosine similarity) by matching cluster voice prints
+    to enrolment ``prints``; clusters matching no print above :data:`MIN_SIMILARITY` are left out."""
+    centroids = cluster_centroids(y, sr, frames.labels, params=params)
+    if not centroids or not prints:
+        return {}
+    clusters = list(centroids)
+    people = list(prints)
+    sim = np.array([[float(centroids[c] @ prints[p]) for p in people] for c in clusters])
+    rows, cols = linear_sum_assignment(-sim)
+    return {clusters[r]: (people[c], sim[r, c]) for r, c in zip(rows, cols) if sim[r, c] >= MIN_SIMILARITY}
+
+
+def speech_from_segments(y: np.ndarray, sr: int, segments: list[tuple[float, float]]) -> np.ndarray:
+    """Concatenate the samples of ``segments`` (start_s, end_s) of ``y``: a labelled voice sample."""
+    parts = [y[int(s * sr): int(e * sr)] for s, e in segments if e > s]
+    return np.concatenate(parts) if parts else np.zeros(0, np.float32)
+
+
+__all__ = ["voice_print", "name_clusters", "cluster_centroids", "speech_from_segments", "FRAME_S"]
