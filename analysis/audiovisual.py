@@ -1,12 +1,38 @@
 """Putting names on voice clusters, and faces to voices.
 
 Without usable faces, clusters are named in order of first speech (the first voice heard is the
-first listed participant). With faces, each participant's mouth activity (Face Landmarker jaw and
-lower-lip blendshapes) is compared with each voice cluster's activity: the assignment that best
-matches mouths to voices names the clusters, and speech during which a second person's mouth is
-clearly moving is attributed to both (overlapped speech a single-microphone clustering misses).
-Each person's "clearly moving" level is learnt from the same session: between their mouth
-activity while their own voice is heard and while another voice is heard.
+first listed participant). With faces, each participant's mouth activity (Face Landmarker
+``jawOpen`` plus the lower-lip drop, smoothed over a syllable-length window) decides, in three
+steps, who is speaking in every 10 ms frame the voice activity detector marks as speech:
+
+1. **Calibration, per person and per session.** Mouth activity is rescaled to that person's own
+   range: 0 is their *rest* level (median over frames where nobody speaks, from the voice
+   activity detector alone, so it does not depend on the clustering), 1 their *speaking* level
+   (90th percentile over speech frames). A person's mouth starts *moving* when it rises above
+   0.5, halfway between the two, and stops when it falls below 0.3 (hysteresis: a lip closure for
+   "b" or "m" inside a word does not end it). A face counts as informative only if its speaking
+   level stands out from its own rest by ``MIN_SEPARATION`` times the spread (median absolute
+   deviation) of its rest frames and by ``MIN_MOVEMENT`` in blendshape units; frames where a face
+   was not seen for ``MAX_GAP_S`` (or is not informative) give no mouth evidence.
+2. **Naming clusters.** Each voice cluster goes to the person whose (rescaled) mouth moves most
+   while it is heard compared with other speech: a one-to-one assignment when there are as many
+   clusters as faces; with more clusters than faces (one person split), each cluster goes to its
+   best face; with fewer (people merged), the faces left over get speech from step 3 only.
+3. **Frame by frame, mouths over voices.** In a speech frame where some informative mouth is
+   moving, the people speaking are exactly those whose mouths move: the cluster's person when
+   their mouth moves, and another person whose mouth moves as well (overlapped speech a single
+   microphone's clustering misses), or *instead* when the cluster's person's mouth is at rest
+   (speech the clustering gave to the wrong voice: a merged or split cluster, a smeared turn
+   boundary). Where no mouth moves (a closed-mouth "mm-hm", faces not seen), the voice cluster
+   decides. Stretches where the faces change the answer are kept only if they last
+   ``MIN_OVERLAP_S`` or more. Short pauses the diarization bridged inside one voice's turn stay
+   speech only where the same person speaks on both sides once the faces have had their say.
+
+All levels are learnt from the session itself; the constants below are in units of each
+person's own range (0.5/0.3, the separation factor, the percentile) or of time (smoothing
+window, minimum stretch), plus one floor in blendshape units. Checked on composed GRID couples
+(``analysis.av_composer``, ``benchmarks/audiovisual.py``), including two copies of one speaker,
+whose voices no clustering can tell apart, and on the bundled sample.
 """
 from __future__ import annotations
 
@@ -20,27 +46,125 @@ from analysis.expressions import mouth_activity
 
 MIN_FACE_COVERAGE = 0.5     # share of sampled frames in which a face must be seen to use it
 MOUTH_SMOOTH_S = 0.3        # mouth movement is syllabic: max over this window, then average
-MIN_OVERLAP_S = 0.3         # shorter second-speaker stretches are ignored
-MIN_SEPARATION = 0.5        # a person's mouth must separate own-voice from other-voice speech by
-                            # this many of their own spread units before it is trusted
+MIN_OVERLAP_S = 0.3         # shorter stretches where faces change the voice answer are ignored
+MAX_GAP_S = 0.3             # a face unseen for longer than this gives no evidence there
+SPEAKING_PERCENTILE = 90    # a person's speaking level: this percentile of mouth during speech
+MIN_SEPARATION = 2.0        # speaking level must exceed rest by this many rest spreads (MAD) ...
+MIN_MOVEMENT = 0.05         # ... and by this much (jawOpen + lip drop, blendshape score units)
+MOVING_ON, MOVING_OFF = 0.5, 0.3  # rescaled mouth level: starts moving above ON, stops below OFF
+MIN_REST_S = 1.0            # non-speech needed to learn the rest level from it (else the lowest
+                            # quarter of the face's frames stands for rest)
 
 
-def _mouth_on_frames(faces: pd.DataFrame, ids: list[str], n_frames: int) -> np.ndarray | None:
-    """Mouth activity per participant on the 10 ms grid, shape (n_frames, people); None when
-    some participant's face is seen too rarely for audio-visual use."""
+def _mouth_on_frames(faces: pd.DataFrame, ids: list[str], n_frames: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """Mouth activity per participant on the 10 ms grid and where each face was seen, both of
+    shape (n_frames, people); None when some participant's face is seen too rarely."""
     mouth = mouth_activity(faces)
     if mouth.empty:
         return None
     grid = np.arange(n_frames) * FRAME_S
     out = np.zeros((n_frames, len(ids)))
+    seen = np.zeros((n_frames, len(ids)), bool)
     for j, pid in enumerate(ids):
         m = mouth[mouth.participant_id == pid].sort_values("t_s")
-        if m.mouth_open.notna().mean() < MIN_FACE_COVERAGE:
+        if m.empty or m.mouth_open.notna().mean() < MIN_FACE_COVERAGE:  # e.g. no face-analysis consent
             return None
         m = m.dropna()
-        out[:, j] = np.interp(grid, m.t_s.to_numpy(), m.mouth_open.to_numpy())
+        t = m.t_s.to_numpy()
+        out[:, j] = np.interp(grid, t, m.mouth_open.to_numpy())
+        seen[:, j] = _distance_to_nearest(grid, t) <= MAX_GAP_S / 2
     width = max(1, int(MOUTH_SMOOTH_S / FRAME_S))
-    return uniform_filter1d(maximum_filter1d(out, width, axis=0), width, axis=0)
+    return uniform_filter1d(maximum_filter1d(out, width, axis=0), width, axis=0), seen
+
+
+def _distance_to_nearest(grid: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """Distance from each grid time to the nearest of the sorted times ``t``."""
+    i = np.searchsorted(t, grid)
+    before = np.abs(grid - t[np.clip(i - 1, 0, len(t) - 1)])
+    after = np.abs(t[np.clip(i, 0, len(t) - 1)] - grid)
+    return np.minimum(before, after)
+
+
+def calibrate_mouths(mouth: np.ndarray, seen: np.ndarray, speech: np.ndarray) -> np.ndarray:
+    """Mouth activity rescaled per person to 0 = own rest, 1 = own speaking level; NaN where the
+    face was not seen or does not separate speaking from rest (see the module docstring)."""
+    out = np.full(mouth.shape, np.nan)
+    for j in range(mouth.shape[1]):
+        quiet, talk = seen[:, j] & ~speech, seen[:, j] & speech
+        if talk.sum() * FRAME_S < MIN_REST_S:
+            continue
+        if quiet.sum() * FRAME_S < MIN_REST_S:
+            quiet = seen[:, j] & (mouth[:, j] <= np.percentile(mouth[seen[:, j], j], 25))
+        rest = np.median(mouth[quiet, j])
+        spread = np.median(np.abs(mouth[quiet, j] - rest))
+        top = np.percentile(mouth[talk, j], SPEAKING_PERCENTILE)
+        if top - rest < max(MIN_SEPARATION * spread, MIN_MOVEMENT):
+            continue  # this face does not tell its speech from its silence
+        out[:, j] = np.where(seen[:, j], (mouth[:, j] - rest) / (top - rest), np.nan)
+    return out
+
+
+def name_clusters(labels: np.ndarray, level: np.ndarray) -> dict[int, int]:
+    """Cluster -> person index from rescaled mouth activity ``level`` (n_frames, people)."""
+    k = int(labels.max()) + 1 if (labels >= 0).any() else 0
+    people = level.shape[1]
+    speech = labels >= 0
+    gain = np.zeros((k, people))
+    for c in range(k):
+        own, other = labels == c, speech & (labels != c)
+        for j in range(people):
+            a, b = level[own, j], level[other, j]
+            a, b = a[~np.isnan(a)], b[~np.isnan(b)]
+            gain[c, j] = (a.mean() if len(a) else 0.0) - (b.mean() if len(b) else 0.0)
+    if k > people:
+        return {c: int(np.argmax(gain[c])) for c in range(k)}
+    rows, cols = linear_sum_assignment(-gain)
+    return {int(r): int(c) for r, c in zip(rows, cols)}
+
+
+def attribute(labels: np.ndarray, person_of: dict[int, int], level: np.ndarray | None,
+              speech: np.ndarray | None = None, people: int | None = None) -> np.ndarray:
+    """Who speaks in each frame, (n_frames, people) bool: the voice cluster's person, overruled
+    by moving mouths in voice-activity ``speech`` frames (step 3 of the module docstring).
+    Pauses the diarization filled inside one voice's turn are kept only where the same person
+    speaks on both sides after the faces have had their say."""
+    n = len(labels)
+    people = people or (level.shape[1] if level is not None else max(person_of.values(), default=-1) + 1)
+    voice = np.zeros((n, people), bool)
+    for c, j in person_of.items():
+        voice[labels == c, j] = True
+    if level is None:
+        return voice
+    speech = (labels >= 0) if speech is None else (speech & (labels >= 0))
+    moving = speech[:, None] & _hysteresis(np.nan_to_num(level, nan=0.0), MOVING_ON, MOVING_OFF)
+    faces_say = np.where(moving.any(1)[:, None], moving, voice)
+    changed = speech & (faces_say != voice).any(1)
+    keep = _drop_short(changed, int(MIN_OVERLAP_S / FRAME_S))
+    active = np.where(keep[:, None], faces_say, voice) & speech[:, None]
+    filled = (labels >= 0) & ~speech
+    if filled.any():
+        nobody = ~active.any(1)
+        for j in range(people):
+            for start, end in _runs_of(nobody & filled):
+                if start > 0 and end < n and active[start - 1, j] and active[end, j]:
+                    active[start:end, j] = True
+    return active
+
+
+def _hysteresis(level: np.ndarray, on: float, off: float) -> np.ndarray:
+    """Per column: True from where ``level`` rises above ``on`` until it falls below ``off``."""
+    out = np.zeros(level.shape, bool)
+    for j in range(level.shape[1]):
+        state = False
+        for i, v in enumerate(level[:, j]):
+            state = v > on or (state and v >= off)
+            out[i, j] = state
+    return out
+
+
+def _runs_of(mask: np.ndarray) -> list[tuple[int, int]]:
+    change = np.flatnonzero(np.diff(np.r_[0, mask.astype(np.int8), 0]))
+    return list(zip(change[::2].tolist(), change[1::2].tolist()))
 
 
 def name_speakers(frames: FrameDiarization, ids: list[str], faces: pd.DataFrame) -> tuple[pd.DataFrame, str]:
@@ -49,48 +173,29 @@ def name_speakers(frames: FrameDiarization, ids: list[str], faces: pd.DataFrame)
     labels = frames.labels
     k = int(labels.max()) + 1 if (labels >= 0).any() else 0
     n = len(labels)
-    mouth = _mouth_on_frames(faces, ids, n) if k and len(faces) else None
+    found = _mouth_on_frames(faces, ids, n) if k and len(faces) else None
     audio_only = "single microphone: Silero VAD + Resemblyzer embeddings + k-means"
-    if mouth is None or k != len(ids):
+    speech = frames.speech if frames.speech is not None and len(frames.speech) == n else labels >= 0
+    level = calibrate_mouths(*found, speech) if found is not None else None
+    if level is None or np.isnan(level).all():
         active = np.zeros((n, len(ids)), bool)
         for c in range(min(k, len(ids))):
             active[:, c] = labels == c
         return activity_to_segments(active, ids, frames.confidence), audio_only + (
             ", named in order of first speech" if len(ids) > 1 else "")
-    speech = labels >= 0
-    # how much more each mouth moves while each cluster is heard than during other speech
-    gain = np.zeros((k, len(ids)))
-    for c in range(k):
-        own, other = labels == c, speech & (labels != c)
-        if own.any() and other.any():
-            gain[c] = mouth[own].mean(0) - mouth[other].mean(0)
-    rows, cols = linear_sum_assignment(-gain)
-    person_of = dict(zip(rows, cols))
-    active = np.zeros((n, len(ids)), bool)
-    for c, j in person_of.items():
-        active[:, j] = labels == c
-    added = 0.0
-    for j in range(len(ids)):
-        own = active[:, j]
-        other = speech & ~own
-        if own.sum() < 100 or other.sum() < 100:
-            continue
-        on, off = np.median(mouth[own, j]), np.median(mouth[other, j])
-        spread = np.subtract(*np.percentile(mouth[own, j], [75, 25])) + 1e-6
-        if (on - off) / spread < MIN_SEPARATION:
-            continue  # this face does not tell speech from silence well enough to add overlaps
-        moving = other & (mouth[:, j] > (on + off) / 2)
-        moving = _drop_short(moving, int(MIN_OVERLAP_S / FRAME_S))
-        added += moving.sum() * FRAME_S
-        active[:, j] |= moving
+    person_of = name_clusters(labels, level)
+    voice = attribute(labels, person_of, None, people=len(ids))
+    active = attribute(labels, person_of, level, speech)
+    overlap = ((active.sum(1) >= 2) & ~(voice.sum(1) >= 2)).sum() * FRAME_S
+    moved = (active & ~voice).any(1) & (active.sum(1) == 1)
     return activity_to_segments(active, ids, frames.confidence), (
-        f"audio-visual: voice clusters named by mouth activity; {added:.1f} s of overlapped speech added from faces")
+        f"audio-visual: {k} voice clusters named by mouth activity; {overlap:.1f} s of overlapped speech added "
+        f"and {moved.sum() * FRAME_S:.1f} s moved to another person from faces")
 
 
 def _drop_short(mask: np.ndarray, min_len: int) -> np.ndarray:
     out = mask.copy()
-    change = np.flatnonzero(np.diff(np.r_[0, mask.astype(np.int8), 0]))
-    for start, end in zip(change[::2], change[1::2]):
+    for start, end in _runs_of(mask):
         if end - start < min_len:
             out[start:end] = False
     return out
