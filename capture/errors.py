@@ -23,3 +23,19 @@ class ArtifactError(PlaybackError):
 
 class ConsentError(PlaybackError):
     """An action needs a participant's consent that was not given."""
+
+
+class StoreLockedError(PlaybackError):
+    """The store is locked: its passphrase has not been given (or it locked itself when idle)."""
+
+
+class WrongPassphraseError(StoreLockedError):
+    """The passphrase given does not open the vault (or too many wrong ones were tried)."""
+
+
+class IntegrityError(ArtifactError):
+    """An encrypted file failed authentication: truncated, modified, or its key was destroyed."""
+
+
+class AuditError(PlaybackError):
+    """The audit log's hash chain does not verify (an entry was edited, removed or cut)."""
