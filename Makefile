@@ -19,13 +19,21 @@ $(BIN)/.installed: pyproject.toml
 
 setup: $(BIN)/.installed
 
-# Debian packages the tests need: Chromium for the dashboard test (Playwright drives it).
+# Debian packages the tests need: Chromium for the dashboard test (Playwright drives it) and
+# PortAudio for live microphones (sounddevice; Playback says what to install when it is missing).
 system-deps:
 	@if ! command -v chromium >/dev/null 2>&1; then \
 	  if command -v apt-get >/dev/null 2>&1; then \
 	    SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	    $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; \
 	  else echo "Install Chromium for the browser test (Debian/Ubuntu: apt-get install chromium)."; fi; \
+	fi
+	@if ! ldconfig -p 2>/dev/null | grep -q libportaudio; then \
+	  if command -v apt-get >/dev/null 2>&1; then \
+	    SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	    $$SUDO apt-get install -y -qq libportaudio2 >/dev/null 2>&1 || \
+	      { $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq libportaudio2 >/dev/null; }; \
+	  else echo "Install PortAudio for live microphones (macOS: brew install portaudio)."; fi; \
 	fi
 
 demo: setup
@@ -37,6 +45,7 @@ test: setup system-deps
 benchmark: setup
 	$(BIN)/python benchmarks/analyze_sample.py
 	$(BIN)/python benchmarks/dynamics.py
+	$(BIN)/python benchmarks/vault_overhead.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache tests/artifacts

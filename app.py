@@ -17,6 +17,7 @@ import analysis  # noqa: F401  (pyannote telemetry off)
 from analysis.review import KIND_TITLES, Review, format_clock, load_review, timeline_rows
 from capture.errors import PlaybackError
 from capture.store import Store
+from capture.ui_vault import note_access, session_actions, vault_gate
 
 LAYER_COLOURS = {
     "Speech": "#8fb8de", "Overlap": "#f2b84b", "Backchannel": "#6a994e", "Interruption": "#d9534f",
@@ -33,13 +34,14 @@ def store_from_args() -> Store:
     parser = argparse.ArgumentParser()
     parser.add_argument("--store", default=None)
     args, _ = parser.parse_known_args(sys.argv[1:])
-    return Store(args.store)
+    return Store(args.store, from_env=False)     # locked: the unlock page asks for the passphrase
 
 
 @st.cache_data(show_spinner=False, max_entries=4)
-def cached_video(store_root: str, session_id: str, rel: str) -> bytes:
-    """Video bytes, cached per session (keyed by store and session id)."""
-    return Store(store_root).read_bytes(session_id, rel)
+def cached_video(store_root: str, session_id: str, rel: str, _store: Store) -> bytes:
+    """Video bytes decrypted in memory, cached per session (keyed by store and session id;
+    locking the dashboard clears the cache)."""
+    return _store.read_bytes(session_id, rel)
 
 
 def session_picker(store: Store) -> str | None:
@@ -134,6 +136,7 @@ def session_page(store: Store, session_id: str) -> None:
     except PlaybackError as exc:
         st.error(str(exc))
         return
+    note_access(store, session_id, "view")
     people = ", ".join(p["name"] for p in review.manifest["participants"])
     st.title(f"Session {session_id}")
     st.caption(f"{people} · {format_clock(review.manifest['duration_s'])} · recorded file {review.manifest.get('source_name', '')}")
@@ -148,7 +151,8 @@ def session_page(store: Store, session_id: str) -> None:
     with video_col:
         media = review.manifest["media"]
         rel = media.get("video") or media.get("original")
-        st.video(cached_video(str(store.root), session_id, rel), start_time=int(position))
+        st.video(cached_video(str(store.root), session_id, rel, store), start_time=int(position))
+        note_access(store, session_id, "play")
         st.caption(f"Playing from {position:.1f} s")
         if review.face_coverage:
             st.caption("Faces found in sampled frames: " + ", ".join(f"{n} {c:.0%}" for n, c in review.face_coverage.items()))
@@ -162,10 +166,17 @@ def session_page(store: Store, session_id: str) -> None:
 
 def main() -> None:
     st.set_page_config(page_title="Playback", layout="wide")
-    store = store_from_args()
+    store = vault_gate(store_from_args().root)   # unlock page until the passphrase is given; locks when idle
+    from capture.ui_record import record_page, recover_once
+
+    recover_once(store)
+    if st.sidebar.radio("Page", ["Review", "Record"], key="page", horizontal=True) == "Record":
+        record_page(store)
+        return
     session_id = session_picker(store)
     if session_id:
         session_page(store, session_id)
+        session_actions(store, session_id, analysed=store.exists(session_id, "derived/events.parquet"))
 
 
 main()

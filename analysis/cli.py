@@ -1,11 +1,17 @@
 """The ``playback`` command line.
 
     playback import MEDIA --participants "Alex,Sam" [--store DIR]   prints the new session id last
+    playback record --participants "Alex,Sam" [--camera N] [--mic NAME] [--simulate]   consent first
+    playback withdraw SESSION_ID --participant NAME | consent SESSION_ID | devices | recover
     playback analyze SESSION_ID                                       runs every stage (skips unchanged)
     playback export SESSION_ID --format rttm|csv --out PATH
     playback sessions                                                 lists sessions
     playback dashboard                                                starts the review dashboard
     playback demo                                                     imports, analyses and shows the sample
+    playback delete SESSION_ID | sweep | audit verify | passphrase | retention SESSION_ID --until DATE
+
+The store is encrypted: commands that read sessions ask for the passphrase on the terminal
+(or read PLAYBACK_PASSPHRASE); see capture/vault_cli.py.
 
 Errors are one readable line on stderr and exit code 2; never a traceback.
 """
@@ -27,17 +33,27 @@ SAMPLE_PARTICIPANTS = "Alex,Sam"
 DASHBOARD_PORT = 8501
 
 
-def _store(args) -> Store:
-    return Store(args.store)
+def _store(args, *, unlock: bool = True) -> Store:
+    from capture.vault_cli import open_store
+
+    store = open_store(args.store, unlock=unlock)
+    if unlock:
+        _recover(store)
+    return store
+
+
+def _recover(store: Store) -> None:
+    """Recovery on start (R2): recordings left by a crashed process are assembled, never dropped."""
+    from capture.recovery import recover_interrupted
+
+    for session_id in recover_interrupted(store):
+        print(f"Recovered interrupted recording {session_id} (status: interrupted).", file=sys.stderr)
 
 
 def cmd_import(args) -> int:
-    from capture.importer import import_media
+    from capture.capture_cli import cmd_import as import_command
 
-    session_id = import_media(_store(args), args.media, args.participants)
-    print(f"Imported {Path(args.media).name} as session:", file=sys.stderr)
-    print(session_id)
-    return 0
+    return import_command(args, _store(args))
 
 
 def _tqdm_hook():
@@ -80,22 +96,24 @@ def cmd_analyze(args) -> int:
 def cmd_export(args) -> int:
     from analysis.export import export
 
-    text = export(_store(args), args.session_id, args.format)
+    store = _store(args)
+    text = export(store, args.session_id, args.format)
     Path(args.out).write_text(text)
+    store.audit("export", args.session_id, detail=args.format)
     print(f"Wrote {args.format.upper()} to {args.out}", file=sys.stderr)
     return 0
 
 
 def cmd_sessions(args) -> int:
-    store = _store(args)
+    store = _store(args, unlock=False)
     rows = store.list_sessions()
     if not rows:
         print(f"No sessions yet in {store.root}. Import one with: playback import FILE --participants \"A,B\"")
         return 0
-    print(f"{'session':<18}{'created (UTC)':<28}{'status':<12}{'duration':>9}")
+    print(f"{'session':<18}{'created (UTC)':<28}{'status':<12}{'duration':>9}  kept until")
     for row in rows:
         duration = f"{row.duration_s:.0f} s" if row.duration_s else "-"
-        print(f"{row.session_id:<18}{row.created_utc:<28}{row.status:<12}{duration:>9}")
+        print(f"{row.session_id:<18}{row.created_utc:<28}{row.status:<12}{duration:>9}  {row.retention_until or '-'}")
     return 0
 
 
@@ -110,9 +128,10 @@ def dashboard_command(store_root: Path, port: int = DASHBOARD_PORT) -> list[str]
 
 
 def cmd_dashboard(args) -> int:
-    store = _store(args)
+    store = _store(args, unlock=False)      # the dashboard asks for the passphrase itself
     print(f"Playback dashboard: http://127.0.0.1:{args.port}  (Ctrl+C to stop)", flush=True)
-    env = {**os.environ, "PLAYBACK_STORE": str(store.root), "PYANNOTE_METRICS_ENABLED": "0"}
+    env = {**{k: v for k, v in os.environ.items() if k != "PLAYBACK_PASSPHRASE"},  # asked in the browser
+           "PLAYBACK_STORE": str(store.root), "PYANNOTE_METRICS_ENABLED": "0"}
     try:
         return subprocess.call(dashboard_command(store.root, args.port), env=env)
     except KeyboardInterrupt:
@@ -164,9 +183,11 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(func=func)
         return p
 
-    p = add("import", cmd_import, "import a recording as a new session")
-    p.add_argument("media", type=Path)
-    p.add_argument("--participants", required=True, help='names, left to right on screen: "Alex,Sam"')
+    p = add("import", cmd_import, "import a recording (or per-person audio tracks) as a new session")
+    from capture.capture_cli import add_commands as add_capture_commands, add_import_arguments
+
+    add_import_arguments(p)
+    add_capture_commands(add, _store)
     p = add("analyze", cmd_analyze, "run every analysis stage")
     p.add_argument("session_id")
     p.add_argument("--force", action="store_true", help="re-run stages even if unchanged")
@@ -180,6 +201,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("demo", cmd_demo, "import and analyse the bundled sample, then start the dashboard")
     p.add_argument("--port", type=int, default=DASHBOARD_PORT)
     p.add_argument("--no-dashboard", action="store_true", help="stop after the analysis")
+    from capture.vault_cli import add_commands
+
+    add_commands(add)
     return parser
 
 

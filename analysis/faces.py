@@ -73,17 +73,32 @@ def _pose_degrees(matrix: np.ndarray) -> tuple[float, float, float]:
     return float(yaw), float(pitch), float(roll)
 
 
+def blank_outside(rgb: np.ndarray, visible: list[tuple[float, float]] | None) -> np.ndarray:
+    """``rgb`` with every column outside the ``visible`` bands (fractions of the width, left to
+    right) set to black, so a face model never sees the people sitting there."""
+    if visible is None:
+        return rgb
+    keep = np.zeros(rgb.shape[1], bool)
+    for lo, hi in visible:
+        keep[int(round(lo * rgb.shape[1])):int(round(hi * rgb.shape[1]))] = True
+    out = rgb.copy()
+    out[:, ~keep] = 0
+    return out
+
+
 def detect_faces(
     video_path, *, n_participants: int, origin_s: float = 0.0, params: FaceParams = FaceParams(),
-    progress: Callable[[int], None] | None = None,
+    progress: Callable[[int], None] | None = None, visible: list[tuple[float, float]] | None = None,
 ) -> pd.DataFrame:
     """Raw detections: one row per face per sampled frame, columns ``t_s, face_x, face_y,
-    face_w`` (centre and width as fractions of the frame), pose and blendshapes."""
+    face_w`` (centre and width as fractions of the frame), pose and blendshapes. With
+    ``visible``, only those horizontal bands of each frame reach the model (consent scopes)."""
     mp, landmarker = _landmarker(max(n_participants, 1), params)
     rows = []
     last_ms = -1
     with landmarker:
         for t_s, rgb in iter_video_frames(video_path, fps=params.sample_fps, origin_s=origin_s):
+            rgb = blank_outside(rgb, visible)
             ts_ms = max(int(round(t_s * 1000)), last_ms + 1)  # VIDEO mode needs increasing times
             last_ms = ts_ms
             result = landmarker.detect_for_video(mp.Image(image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(rgb)), ts_ms)
@@ -140,11 +155,12 @@ def assign_seats(detections: pd.DataFrame, participant_ids: list[str]) -> pd.Dat
 
 def face_frames(
     video_path, participant_ids: list[str], *, origin_s: float = 0.0, params: FaceParams = FaceParams(),
-    progress: Callable[[int], None] | None = None,
+    progress: Callable[[int], None] | None = None, visible: list[tuple[float, float]] | None = None,
 ) -> pd.DataFrame:
-    """The faces artifact: frame table of :data:`COLUMNS` for the listed participants."""
+    """The faces artifact: frame table of :data:`COLUMNS` for the listed participants (seated
+    left to right; with ``visible``, everything outside their seats is blanked first)."""
     if not participant_ids:
         return pd.DataFrame(columns=COLUMNS)
     detections = detect_faces(video_path, n_participants=len(participant_ids), origin_s=origin_s,
-                              params=params, progress=progress)
+                              params=params, progress=progress, visible=visible)
     return assign_seats(detections, participant_ids)

@@ -62,10 +62,22 @@ class Session:
     def names(self) -> dict[str, str]:
         return {p["id"]: p["name"] for p in self.manifest["participants"]}
 
+    def consented(self, scope: str) -> list[str]:
+        """Participants whose consent covers ``scope`` (see capture/consent.py), seat order."""
+        from capture.consent import consented_ids
+
+        return consented_ids(self.store, self.id, scope, self.participant_ids)
+
+    def consent_fingerprint(self) -> dict:
+        from capture.consent import SCOPES
+
+        return {scope: self.consented(scope) for scope in SCOPES if scope.startswith("analyse")}
+
     def audio(self) -> tuple[np.ndarray, int] | None:
-        """Normalised mono audio ``(y, sr)``; None for a session without sound."""
+        """Normalised mono audio ``(y, sr)``; None for a session without sound, or when nobody
+        consented to voice analysis (the voice models then never run)."""
         rel = self.manifest["media"].get("audio")
-        if rel is None:
+        if rel is None or not self.consented("analyse_voice"):
             return None
         if self._audio is None:
             self._audio = decode_wav(self.store.read_bytes(self.id, rel))
@@ -94,10 +106,18 @@ def run_faces(s: Session, p: Params, hook: ProgressHook) -> tuple[Outputs, dict]
         done += n
         hook("faces", completed=min(done, total), total=total)
 
+    # consent (C3): only participants who agreed to face analysis are analysed; the seats of
+    # the others (equal columns, left to right) are blanked before the model sees a frame
+    ids = s.consented("analyse_face")
+    if not ids:
+        return {"faces.parquet": pd.DataFrame(columns=faces.COLUMNS)}, {"skipped": "no face-analysis consent"}
+    n = len(s.participant_ids)
+    visible = None if len(ids) == n else [(i / n, (i + 1) / n) for i, pid in enumerate(s.participant_ids) if pid in ids]
     with s.store.media_path(s.id, video) as path:
-        frame = faces.face_frames(path, s.participant_ids, origin_s=s.manifest.get("time_origin_s", 0.0),
-                                  params=p.faces, progress=advance)
-    return {"faces.parquet": frame}, {"models": faces.model_versions(), "sample_fps": p.faces.sample_fps}
+        frame = faces.face_frames(path, ids, origin_s=s.manifest.get("time_origin_s", 0.0),
+                                  params=p.faces, progress=advance, visible=visible)
+    return {"faces.parquet": frame}, {"models": faces.model_versions(), "sample_fps": p.faces.sample_fps,
+                                      "face_consent": ids}
 
 
 def run_speakers(s: Session, p: Params, hook: ProgressHook) -> tuple[Outputs, dict]:
@@ -196,6 +216,42 @@ def run_events(s: Session, p: Params, hook: ProgressHook) -> tuple[Outputs, dict
     return {"events.parquet": events}, {}
 
 
+UNATTRIBUTED = "unattributed"
+
+
+def honour_voice_consent(stage: str, s: Session, outputs: Outputs, info: dict) -> tuple[Outputs, dict]:
+    """Consent (C3) for voice: separating voices in a mixed recording passes everyone's audio
+    through voice activity and clustering, but speech of a person who did not agree to voice
+    analysis is never attributed to them: it is labelled ``unattributed``, gets no tone
+    summary, and the prosody frames during it are blanked (NaN)."""
+    allowed = set(s.consented("analyse_voice"))
+    if stage not in ("speakers", "tone"):
+        return outputs, info
+    if s.manifest["media"].get("audio") and not allowed:
+        return outputs, {**info, "skipped": "no voice-analysis consent"}
+    if allowed == set(s.participant_ids):
+        return outputs, info
+    out = dict(outputs)
+    if stage == "speakers":
+        table = out["speakers.parquet"].copy()
+        table.loc[~table.participant_id.isin(allowed), "participant_id"] = UNATTRIBUTED
+        out["speakers.parquet"] = table
+        info = {**info, "voice_consent": sorted(allowed)}
+    else:
+        tone_table = out["tone.parquet"]
+        out["tone.parquet"] = tone_table[tone_table.participant_id.isin(allowed)].reset_index(drop=True)
+        frames = out["tone_frames.parquet"].copy()
+        speech = s.table("derived/speakers.parquet")
+        hidden = speech[speech.participant_id == UNATTRIBUTED]
+        t = frames.t_s.to_numpy() if len(frames) else np.zeros(0)
+        mask = np.zeros(len(t), bool)
+        for row in hidden.itertuples():
+            mask |= (t >= row.start_s) & (t < row.end_s)
+        frames.loc[mask, ["loudness_db", "f0_hz"]] = np.nan
+        out["tone_frames.parquet"] = frames
+    return out, info
+
+
 @dataclass(frozen=True)
 class Stage:
     name: str
@@ -233,6 +289,7 @@ def analyze(store: Store, session_id: str, *, params: Params | None = None, hook
     session = Session(store, session_id)
     fingerprints: dict[str, str] = {}
     records = []
+    consent = session.consent_fingerprint()
     for stage in STAGES:
         inputs = {}
         for name in stage.inputs:
@@ -244,7 +301,8 @@ def analyze(store: Store, session_id: str, *, params: Params | None = None, hook
         stage_params = _params_json(stage.params(params))
         fingerprint = hashlib.sha256(json.dumps(
             {"stage": stage.name, "version": stage.version, "code": CODE_VERSION, "params": stage_params,
-             "participants": session.participant_ids, "inputs": inputs}, sort_keys=True).encode()).hexdigest()
+             "participants": session.participant_ids, "consent": consent, "inputs": inputs},
+            sort_keys=True).encode()).hexdigest()
         previous = store.read_json(session_id, run_json_path(stage.name)) if store.exists(session_id, run_json_path(stage.name)) else None
         if (not force and previous and previous.get("fingerprint") == fingerprint and previous.get("status") == "ok"
                 and all(store.exists(session_id, f"derived/{out}") for out in previous.get("outputs", []))):
@@ -254,6 +312,7 @@ def analyze(store: Store, session_id: str, *, params: Params | None = None, hook
             continue
         started = time.perf_counter()
         outputs, info = stage.run(session, params, hook)
+        outputs, info = honour_voice_consent(stage.name, session, outputs, info)
         elapsed = time.perf_counter() - started
         meta = {"stage": stage.name, "stage_version": stage.version, "params": stage_params, **info}
         for rel, frame in outputs.items():

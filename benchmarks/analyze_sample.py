@@ -21,6 +21,7 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("PLAYBACK_MODEL_DIR", str(ROOT.parent / "shared" / "models"))
+os.environ.setdefault("PLAYBACK_PASSPHRASE", "benchmark passphrase (not a secret)")  # the throwaway vault's
 
 from analysis.evaluation import der, match_events, read_rttm  # noqa: E402
 from capture.store import Store  # noqa: E402

@@ -14,6 +14,13 @@ ARTIFACTS = ROOT / "tests" / "artifacts"
 os.environ.setdefault("PLAYBACK_MODEL_DIR", str(SHARED / "models"))
 os.environ["PLAYBACK_OFFLINE"] = "1"
 os.environ["PYANNOTE_METRICS_ENABLED"] = "0"
+# The vault: tests (and the CLI they start) unlock with this passphrase; cheaper scrypt for
+# vaults made inside the test process (its parameters are stored with each vault).
+TEST_PASSPHRASE = "test passphrase for the vault"
+os.environ["PLAYBACK_PASSPHRASE"] = TEST_PASSPHRASE
+import capture.vault  # noqa: E402
+
+capture.vault.SCRYPT_N = 2**14
 
 
 def shared(rel: str) -> Path:
@@ -27,7 +34,7 @@ def shared(rel: str) -> Path:
 def store(tmp_path):
     from capture.store import Store
 
-    return Store(tmp_path / "store")
+    return Store(tmp_path / "store").unlock()
 
 
 @pytest.fixture(scope="session")

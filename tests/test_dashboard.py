@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from conftest import ARTIFACTS, ROOT
+from conftest import ARTIFACTS, ROOT, TEST_PASSPHRASE
 
 APP = str(ROOT / "app.py")
 
@@ -22,6 +22,8 @@ def app(sample_session, monkeypatch):
     monkeypatch.setenv("PLAYBACK_STORE", str(store.root))
     at = AppTest.from_file(APP, default_timeout=120)
     at.run()
+    at.text_input(key="vault_passphrase").input(TEST_PASSPHRASE)   # the unlock page comes first
+    at.button[0].click().run()
     assert not at.exception, at.exception
     return at, session_id
 
@@ -87,6 +89,8 @@ def test_dashboard_in_headless_chromium(sample_session):
                 "--disable-component-update", "--disable-sync", "--no-first-run"])
             page = browser.new_page(viewport={"width": 1400, "height": 2400})
             page.goto(f"http://127.0.0.1:{port}/", wait_until="networkidle")
+            page.get_by_label("Passphrase").fill(TEST_PASSPHRASE)
+            page.get_by_role("button", name="Unlock").click()
             page.get_by_text(f"Session {session_id}").wait_for(timeout=60_000)
             page.get_by_text("Who talked, who interrupted").wait_for(timeout=60_000)
             page.wait_for_timeout(2500)  # let the chart draw
