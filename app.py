@@ -46,7 +46,6 @@ def cached_video(store_root: str, session_id: str, rel: str, _store: Store) -> b
 
 def session_picker(store: Store) -> str | None:
     rows = store.list_sessions()
-    st.sidebar.title("Playback")
     if not rows:
         st.sidebar.info("No sessions yet.")
         st.info("No sessions yet. Import one with `playback import FILE --participants \"Alex,Sam\"`, "
@@ -166,6 +165,7 @@ def session_page(store: Store, session_id: str) -> None:
 
 def main() -> None:
     st.set_page_config(page_title="Playback", layout="wide")
+    st.sidebar.title("Playback")
     store = vault_gate(store_from_args().root)   # unlock page until the passphrase is given; locks when idle
     from capture.ui_record import record_page, recover_once
 

@@ -12,7 +12,8 @@ filled. Where faces are visible, :func:`attach_mouth_activity` (in
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+import os
+from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 
 import numpy as np
@@ -41,6 +42,8 @@ class DiarizationParams:
     same_speaker_pause_s: float = 1.0 # a pause this short between two stretches of one speaker is
                                       # part of their turn (DOMAIN.md's turn gap)
     max_speakers: int = 6             # upper bound when the speaker count is unknown
+    pyannote_pipeline: str | None = field(default_factory=lambda: os.environ.get("PLAYBACK_PYANNOTE_PIPELINE") or None)
+                                      # use pyannote.audio instead (analysis/pyannote_backend.py)
 
     def to_dict(self) -> dict:
         return asdict(self)

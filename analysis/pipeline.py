@@ -18,9 +18,9 @@ from typing import Callable, Protocol
 import numpy as np
 import pandas as pd
 
-from analysis import diarization, dynamics, expressions, faces, tone
+from analysis import diarization, dynamics, enrolment, expressions, faces, multitrack, tone
 from analysis.audiovisual import name_speakers
-from capture.media import decode_wav
+from capture.media import AUDIO_RATE_HZ, decode_wav
 from capture.store import Store, utc_now
 
 CODE_VERSION = "0.1.0"
@@ -39,6 +39,7 @@ class Params:
     """All analysis parameters, recorded with every artifact."""
 
     diarization: diarization.DiarizationParams = field(default_factory=diarization.DiarizationParams)
+    multitrack: multitrack.MultitrackParams = field(default_factory=multitrack.MultitrackParams)
     faces: faces.FaceParams = field(default_factory=faces.FaceParams)
     tone: tone.ToneParams = field(default_factory=tone.ToneParams)
     dynamics: dynamics.DynamicsParams = field(default_factory=dynamics.DynamicsParams)
@@ -121,18 +122,86 @@ def run_faces(s: Session, p: Params, hook: ProgressHook) -> tuple[Outputs, dict]
 
 
 def run_speakers(s: Session, p: Params, hook: ProgressHook) -> tuple[Outputs, dict]:
-    audio = s.audio()
+    """Who spoke when, with the backend chosen from what the session has: one track per person
+    -> multi-track; a configured pyannote pipeline -> pyannote; otherwise the embedded
+    single-microphone backend, with clusters named by enrolment clips and by faces."""
     columns = ["start_s", "end_s", "participant_id", "confidence"]
+    if len(s.manifest["media"].get("tracks") or []) >= 2:
+        return _speakers_multitrack(s, p, hook)
+    audio = s.audio()
     if audio is None:
         return {"speakers.parquet": pd.DataFrame(columns=columns)}, {"skipped": "no audio"}
     y, sr = audio
+    ids = s.participant_ids
     hook("speakers", completed=0, total=2)
-    frames = diarization.diarize_frames(y, sr, n_speakers=len(s.participant_ids), params=p.diarization)
+    if p.diarization.pyannote_pipeline:
+        from analysis import pyannote_backend
+
+        pipeline = pyannote_backend.load_pipeline(pyannote_backend.locate_pipeline())
+        segments = pyannote_backend.diarize_with_pyannote(pipeline, y, sr, n_speakers=len(ids))
+        segments = pyannote_backend.map_labels(segments, pyannote_backend.first_speech_mapping(segments, ids))
+        hook("speakers", completed=2, total=2)
+        return {"speakers.parquet": segments[columns]}, pyannote_backend.backend_record(pipeline)
+    frames = diarization.diarize_frames(y, sr, n_speakers=len(ids), params=p.diarization)
+    prints = _enrolment_prints(s, p)
+    enrolled = ""
+    if prints:
+        named = enrolment.name_clusters(y, sr, frames, prints, params=p.diarization)
+        frames = _order_clusters_by_participant(frames, {c: ids.index(pid) for c, (pid, _) in named.items()})
+        enrolled = f"; {len(named)} of {len(prints)} enrolled voices recognised"
     hook("speakers", completed=1, total=2)
-    face_table = s.table("derived/faces.parquet")
-    segments, how = name_speakers(frames, s.participant_ids, face_table)
+    segments, how = name_speakers(frames, ids, s.table("derived/faces.parquet"))
     hook("speakers", completed=2, total=2)
-    return {"speakers.parquet": segments}, {"models": diarization.model_versions(), "backend": how}
+    return {"speakers.parquet": segments}, {"models": diarization.model_versions(), "backend": how + enrolled}
+
+
+def _enrolment_prints(s: Session, p: Params) -> dict[str, np.ndarray]:
+    """Voice prints of participants whose consent clip was kept as their enrolment sample."""
+    from capture.consent import read_consent
+
+    prints = {}
+    for pid, record in (read_consent(s.store, s.id) or {}).items():
+        if record.enrolment and record.allows("analyse_voice") and s.store.exists(s.id, record.enrolment):
+            clip, sr = decode_wav(s.store.read_bytes(s.id, record.enrolment))
+            voice = enrolment.voice_print(clip if clip.ndim == 1 else clip.mean(0), sr, params=p.diarization)
+            if voice is not None:
+                prints[pid] = voice
+    return prints
+
+
+def _order_clusters_by_participant(frames: diarization.FrameDiarization, seat_of: dict[int, int]) -> diarization.FrameDiarization:
+    """Renumber clusters so that cluster ``j`` is participant ``j`` where enrolment named it;
+    unnamed clusters take the remaining numbers in order of first speech."""
+    k = frames.scores.shape[1]
+    free = [j for j in range(k) if j not in seat_of.values()]
+    order = {c: seat_of[c] if c in seat_of else free.pop(0) for c in range(k)}
+    labels = np.array([order.get(int(v), -1) if v >= 0 else -1 for v in frames.labels])
+    scores = np.empty_like(frames.scores)
+    for old, new in order.items():
+        scores[:, new] = frames.scores[:, old]
+    return diarization.FrameDiarization(labels=labels, scores=scores, confidence=frames.confidence, speech=frames.speech)
+
+
+def _speakers_multitrack(s: Session, p: Params, hook: ProgressHook) -> tuple[Outputs, dict]:
+    """One track per person: per-track voice activity with bleed rejection. Tracks of people
+    who did not consent to voice analysis are not analysed."""
+    tracks = s.manifest["media"]["tracks"]
+    unassigned = iter(pid for pid in s.participant_ids if pid not in {t.get("participant_id") for t in tracks})
+    owners = [t.get("participant_id") or next(unassigned, None) for t in tracks]
+    allowed = set(s.consented("analyse_voice"))
+    chosen = [(t, pid) for t, pid in zip(tracks, owners) if pid in allowed]
+    hook("speakers", completed=0, total=1)
+    signals, sr = [], AUDIO_RATE_HZ
+    for track, _ in chosen:
+        y, sr = decode_wav(s.store.read_bytes(s.id, track["rel"]))
+        signals.append(y if y.ndim == 1 else y.mean(0))
+    segments = (multitrack.diarize_tracks(signals, sr, [pid for _, pid in chosen], params=p.multitrack) if signals
+                else pd.DataFrame(columns=["start_s", "end_s", "participant_id", "confidence"]))
+    hook("speakers", completed=1, total=1)
+    return {"speakers.parquet": segments}, {
+        "models": diarization.model_versions(),
+        "backend": f"multi-track: one microphone per person ({len(signals)} tracks), Silero VAD per track with "
+                   "bleed rejection"}
 
 
 def run_tone(s: Session, p: Params, hook: ProgressHook) -> tuple[Outputs, dict]:
@@ -263,7 +332,7 @@ class Stage:
 
 STAGES: tuple[Stage, ...] = (
     Stage("faces", "1", ("media:video",), lambda p: p.faces, run_faces),
-    Stage("speakers", "1", ("media:audio", "faces"), lambda p: p.diarization, run_speakers),
+    Stage("speakers", "2", ("media:audio", "faces"), lambda p: (p.diarization, p.multitrack), run_speakers),
     Stage("tone", "1", ("media:audio", "speakers"), lambda p: p.tone, run_tone),
     Stage("dynamics", "1", ("speakers", "tone"), lambda p: p.dynamics, run_dynamics),
     Stage("expressions", "1", ("faces",), lambda p: p.expressions, run_expressions),

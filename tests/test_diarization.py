@@ -53,3 +53,46 @@ def test_one_speaker_session_is_one_label():
     segments = frames_to_segments(frames.labels)
     assert set(segments.participant_id) == {"spk0"}
     assert frames.labels.size == int(np.ceil(20 / FRAME_S))
+
+
+def _ami_speakers(store, session_id, names):
+    speakers, _ = store.read_table(session_id, "derived/speakers.parquet")
+    return speakers.assign(participant_id=speakers.participant_id.map(names))
+
+
+def test_pipeline_uses_multitrack_backend_for_track_sessions(store):
+    from analysis.pipeline import analyze
+    from capture.importer import import_media
+
+    sources = DATA / "ami-group" / "sources"
+    speakers = ["MEO015", "FEE013", "MEE014", "FEE016"]
+    session_id = import_media(store, None, ",".join(speakers),
+                              tracks=[f"{name}={sources / f'source{i}.wav'}" for i, name in enumerate(speakers)])
+    records = {r["stage"]: r for r in analyze(store, session_id)}
+    assert records["speakers"]["backend"].startswith("multi-track")
+    hyp = _ami_speakers(store, session_id, {f"p{i + 1}": name for i, name in enumerate(speakers)})
+    score = der(read_rttm(DATA / "ami-group" / "mixture.rttm"), hyp, start_s=0, end_s=60)
+    assert score["der"] <= 0.17, score
+
+
+def test_pipeline_names_voices_from_enrolment_clips(store, pair):
+    """Consent clips of another session (dev00's solo speech) name dev01's speakers."""
+    from analysis.pipeline import analyze
+    from benchmarks.diarization import named_accuracy, solo_segments
+    from analysis.enrolment import speech_from_segments
+    from capture.consent import make_record, store_enrolment, write_consent
+    from capture.importer import import_media
+    from capture.media import encode_wav
+
+    session_id = import_media(store, DATA / "ami-pair" / "dev01.wav", "MEE012,MEE009")
+    y0, sr = read_wav(DATA / "ami-pair" / "dev00.wav")
+    records = []
+    for pid, speaker in (("p1", "MEE012"), ("p2", "MEE009")):
+        clip = speech_from_segments(y0, sr, solo_segments(pair[pair.uri == "dev00"], speaker))
+        record = make_record(pid, "record_audio,analyse_voice", method="test")
+        records.append(store_enrolment(store, session_id, record, encode_wav(clip, sr=sr)))
+    write_consent(store, session_id, records)
+    backend = {r["stage"]: r for r in analyze(store, session_id)}["speakers"]["backend"]
+    assert "2 of 2 enrolled voices recognised" in backend
+    hyp = _ami_speakers(store, session_id, {"p1": "MEE012", "p2": "MEE009"})
+    assert named_accuracy(pair[pair.uri == "dev01"], hyp) >= 0.70
