@@ -44,7 +44,9 @@ test: setup system-deps
 
 benchmark: setup
 	$(BIN)/python benchmarks/analyze_sample.py
-	$(BIN)/python benchmarks/dynamics.py
+	$(BIN)/python -m benchmarks.dynamics --multitrack --from-audio
+	$(BIN)/python benchmarks/diarization.py
+	$(BIN)/python benchmarks/audiovisual.py
 	$(BIN)/python benchmarks/vault_overhead.py
 
 clean:
