@@ -120,35 +120,16 @@ def track_tone_frames(tracks: dict, sr: int, *, frame_s: float = FRAME_S) -> pd.
     return pd.concat(parts, ignore_index=True)
 
 
-def multitrack_speech(tracks: dict, sr: int, *, bleed_db: float = -20.0, dominance_db: float = -10.0) -> pd.DataFrame:
+def multitrack_speech(tracks: dict, sr: int, *, bleed_db: float = -20.0) -> pd.DataFrame:
     """One microphone per person: each track gets the others' speech at ``bleed_db`` (crosstalk,
-    as lapel microphones pick up the room); Silero VAD (``analysis.diarization.speech_mask``) per
-    track, kept only where the track is no more than ``-dominance_db`` dB below the loudest other
-    track (crosstalk is far quieter on the wrong microphone) and within 20 dB of the track's own
-    median speech level (VAD hangover on near-silence) -> segments per person."""
-    from analysis.composer import _fill_runs
-    from analysis.diarization import FRAME_S as VAD_FRAME_S, speech_mask
+    as lapel microphones pick up the room), then the product's multi-track backend
+    (``analysis.multitrack``: bleed cancellation, per-track VAD) finds each person's speech."""
+    from analysis.multitrack import diarize_tracks
 
     mix = np.sum(list(tracks.values()), axis=0)
     g = np.float32(10 ** (bleed_db / 20))
-    mics = {pid: y + g * (mix - y) for pid, y in tracks.items()}
-    levels = {pid: energy_db(y, sr, frame_s=VAD_FRAME_S) for pid, y in mics.items()}
-    rows = []
-    for pid, y in mics.items():
-        m = speech_mask(y, sr)
-        others = [levels[q] for q in mics if q != pid]
-        if others:
-            lv = levels[pid][: len(m)]
-            loudest = np.max(others, axis=0)[: len(m)]
-            m = m[: len(lv)]
-            # above this track's own typical speech level - 20 dB, and not far below the loudest other
-            floor = np.median(lv[m]) - 20.0 if m.any() else np.inf
-            gate = (lv >= loudest + dominance_db) & (lv >= floor)
-            m = m[: len(gate)] & gate
-            m = _fill_runs(m, False, int(0.15 / VAD_FRAME_S))
-            m = _fill_runs(m, True, int(0.1 / VAD_FRAME_S))
-        rows += [(a, b, pid) for a, b in mask_to_intervals(m, frame_s=VAD_FRAME_S)]
-    return pd.DataFrame(rows, columns=["start_s", "end_s", "participant_id"]).sort_values("start_s").reset_index(drop=True)
+    mics = [y + g * (mix - y) for y in tracks.values()]
+    return diarize_tracks(mics, sr, list(tracks))[["start_s", "end_s", "participant_id"]]
 
 
 def _diarize_cached(c, cache_dir: str | None) -> pd.DataFrame:
