@@ -17,7 +17,7 @@ import analysis  # noqa: F401  (pyannote telemetry off)
 from analysis.review import KIND_TITLES, Review, format_clock, load_review, timeline_rows
 from capture.errors import PlaybackError
 from capture.store import Store
-from capture.ui_vault import note_access, session_actions, vault_gate
+from capture.ui_vault import note_access, session_actions, vault_gate, withdrawal_action
 
 LAYER_COLOURS = {
     "Speech": "#8fb8de", "Overlap": "#f2b84b", "Backchannel": "#6a994e", "Interruption": "#d9534f",
@@ -173,10 +173,13 @@ def main() -> None:
     if st.sidebar.radio("Page", ["Review", "Record"], key="page", horizontal=True) == "Record":
         record_page(store)
         return
+    if "withdrawn_notice" in st.session_state:
+        st.info(st.session_state.pop("withdrawn_notice"))
     session_id = session_picker(store)
     if session_id:
         session_page(store, session_id)
         session_actions(store, session_id, analysed=store.exists(session_id, "derived/events.parquet"))
+        withdrawal_action(store, session_id)
 
 
 main()

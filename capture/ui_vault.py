@@ -215,4 +215,22 @@ def session_actions(store: Store, session_id: str, *, analysed: bool) -> None:
                 st.rerun()
 
 
-__all__ = ["vault_gate", "lock", "note_access", "reauthenticated", "session_actions", "idle_limit_s"]
+def withdrawal_action(store: Store, session_id: str) -> None:
+    """Someone present withdraws consent: one choice and one confirmation erase the session
+    (the recording holds everyone's voice and face; see capture/consent.py)."""
+    from capture.consent import withdraw
+
+    people = {p["id"]: p["name"] for p in store.manifest(session_id)["participants"]}
+    with st.expander("Someone withdraws their consent"):
+        st.caption("Withdrawal erases the whole session: the recording and its analysis hold everyone's "
+                   "voice and face together, so one person's part cannot be kept apart from the others'.")
+        who = st.selectbox("Who withdraws", list(people), format_func=people.get, key=f"withdraw_who_{session_id}")
+        if st.button(f"{people[who]} withdraws: erase this session", key=f"withdraw_{session_id}", type="primary"):
+            withdraw(store, session_id, who)
+            st.session_state.pop("session_id", None)
+            st.cache_data.clear()
+            st.session_state.withdrawn_notice = f"{people[who]} withdrew consent; session {session_id} was erased."
+            st.rerun()
+
+
+__all__ = ["withdrawal_action", "vault_gate", "lock", "note_access", "reauthenticated", "session_actions", "idle_limit_s"]

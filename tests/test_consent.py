@@ -271,3 +271,25 @@ def test_withdrawal_stops_a_recording_in_another_process(store, tmp_path):
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_withdrawal_in_the_dashboard_is_one_choice_and_erases(store, monkeypatch):
+    """Review page: choose who withdraws, press once: the session is gone and it says so."""
+    from streamlit.testing.v1 import AppTest
+
+    from conftest import ROOT, TEST_PASSPHRASE, shared
+
+    session_id = import_media(store, shared("data/ami-pair/dev00.wav"), "Alex,Sam")
+    monkeypatch.setenv("PLAYBACK_STORE", str(store.root))
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    at.run()
+    at.text_input(key="vault_passphrase").input(TEST_PASSPHRASE)
+    at.button[0].click().run()
+    assert not at.exception, at.exception
+    at.selectbox(key=f"withdraw_who_{session_id}").select("p2").run()
+    button = at.button(key=f"withdraw_{session_id}")
+    assert button.label == "Sam withdraws: erase this session"
+    button.click().run()
+    assert not at.exception, at.exception
+    assert store.list_sessions() == []
+    assert any("Sam withdrew consent" in i.value for i in at.info)
