@@ -68,8 +68,7 @@ def _tqdm_hook():
                 other.close()
             bar = bars[step] = tqdm(total=total, desc=f"{step:<12}", unit="step", file=sys.stderr, leave=True)
         bar.total = max(total, 1)
-        bar.n = completed
-        bar.refresh()
+        bar.update(completed - bar.n)  # tqdm redraws at most every 0.1 s
 
     def close() -> None:
         for bar in bars.values():

@@ -8,6 +8,9 @@ never neutral.
 """
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
 from dataclasses import asdict, dataclass
 from typing import Callable
 
@@ -61,7 +64,24 @@ def _landmarker(num_faces: int, params: FaceParams):
         output_face_blendshapes=True,
         output_facial_transformation_matrixes=True,
     )
-    return mp, vision.FaceLandmarker.create_from_options(options)
+    with _native_logs_silenced():  # MediaPipe/TFLite print start-up notes straight to fd 2
+        return mp, vision.FaceLandmarker.create_from_options(options)
+
+
+@contextlib.contextmanager
+def _native_logs_silenced():
+    """Send file descriptor 2 to /dev/null for native code's start-up chatter; Python's own
+    errors are raised, not printed, so nothing a user needs is lost."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
 
 
 def _pose_degrees(matrix: np.ndarray) -> tuple[float, float, float]:
