@@ -165,8 +165,8 @@ def session_page(store: Store, session_id: str) -> None:
 
 def main() -> None:
     st.set_page_config(page_title="Playback", layout="wide")
-    st.sidebar.title("Playback")
     store = vault_gate(store_from_args().root)   # unlock page until the passphrase is given; locks when idle
+    st.sidebar.title("Playback")
     from capture.ui_record import record_page, recover_once
 
     recover_once(store)

@@ -54,6 +54,9 @@ MIN_MOVEMENT = 0.05         # ... and by this much (jawOpen + lip drop, blendsha
 MOVING_ON, MOVING_OFF = 0.5, 0.3  # rescaled mouth level: starts moving above ON, stops below OFF
 MIN_REST_S = 1.0            # non-speech needed to learn the rest level from it (else the lowest
                             # quarter of the face's frames stands for rest)
+MAX_LEAD_S = 0.6            # a mouth starting (stopping) this close to a voice onset (offset) is
+                            # taken to be that voice's start (end) when learning the mouth's timing
+MIN_EDGES = 3               # voice onsets (offsets) needed to learn one person's timing from them
 
 
 def _mouth_on_frames(faces: pd.DataFrame, ids: list[str], n_frames: int) -> tuple[np.ndarray, np.ndarray] | None:
@@ -136,7 +139,10 @@ def attribute(labels: np.ndarray, person_of: dict[int, int], level: np.ndarray |
     if level is None:
         return voice
     speech = (labels >= 0) if speech is None else (speech & (labels >= 0))
-    moving = speech[:, None] & _hysteresis(np.nan_to_num(level, nan=0.0), MOVING_ON, MOVING_OFF)
+    moving = _hysteresis(np.nan_to_num(level, nan=0.0), MOVING_ON, MOVING_OFF)
+    lead, lag = mouth_timing(moving, labels, person_of, speech, ~np.isnan(level))
+    sounding = _trim_runs(moving, lead, lag)
+    moving = speech[:, None] & sounding
     faces_say = np.where(moving.any(1)[:, None], moving, voice)
     changed = speech & (faces_say != voice).any(1)
     keep = _drop_short(changed, int(MIN_OVERLAP_S / FRAME_S))
@@ -147,8 +153,54 @@ def attribute(labels: np.ndarray, person_of: dict[int, int], level: np.ndarray |
         for j in range(people):
             for start, end in _runs_of(nobody & filled):
                 if start > 0 and end < n and active[start - 1, j] and active[end, j]:
-                    active[start:end, j] = True
+                    active[start:end, j] = sounding[start:end, j] | np.isnan(level[start:end, j])
     return active
+
+
+def mouth_timing(moving: np.ndarray, labels: np.ndarray, person_of: dict[int, int], speech: np.ndarray,
+                 informative: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """How many frames each person's mouth starts moving before their voice starts (``lead``)
+    and stops after it ends (``lag``), both (people,) ints >= 0, learnt from this session: the
+    median, over the voice activity's onsets (offsets) that the clustering gives to that person,
+    of the distance to the nearest start (stop) of their mouth's movement within
+    ``MAX_LEAD_S``. A person with fewer than ``MIN_EDGES`` such edges takes everyone's median."""
+    n, people = moving.shape
+    reach = int(MAX_LEAD_S / FRAME_S)
+    found = {"on": [[] for _ in range(people)], "off": [[] for _ in range(people)]}
+    rises = [np.array([s for s, _ in _runs_of(moving[:, j])]) for j in range(people)]
+    falls = [np.array([e for _, e in _runs_of(moving[:, j])]) for j in range(people)]
+    for start, end in _runs_of(speech):
+        for edge, frame, kind, marks, sign in ((start, start, "on", rises, 1), (end, end - 1, "off", falls, -1)):
+            j = person_of.get(int(labels[frame]), -1)
+            if j < 0 or not informative[frame, j] or not len(marks[j]):
+                continue
+            nearest = marks[j][np.argmin(np.abs(marks[j] - edge))]
+            if abs(nearest - edge) <= reach:
+                found[kind][j].append(sign * (edge - nearest))
+    timing = []
+    for kind in ("on", "off"):
+        everyone = [d for per in found[kind] for d in per]
+        pooled = np.median(everyone) if everyone else 0.0
+        timing.append(np.array([max(0, int(round(np.median(per) if len(per) >= MIN_EDGES else pooled)))
+                                for per in found[kind]]))
+    return timing[0], timing[1]
+
+
+def _trim_runs(mask: np.ndarray, lead: np.ndarray, lag: np.ndarray) -> np.ndarray:
+    """Per column j: every run of ``mask`` starts ``lead[j]`` frames later and ends ``lag[j]``
+    frames earlier (runs shorter than that vanish). Gaps shorter than ``lead[j] + lag[j]``
+    are bridged first: a mouth at rest for less time than stopping and restarting takes is
+    closing inside speech, not pausing."""
+    out = np.zeros(mask.shape, bool)
+    for j in range(mask.shape[1]):
+        column = mask[:, j].copy()
+        for start, end in _runs_of(~column):
+            if 0 < start and end < len(column) and end - start < lead[j] + lag[j]:
+                column[start:end] = True
+        for start, end in _runs_of(column):
+            if end - lag[j] > start + lead[j]:
+                out[start + lead[j]:end - lag[j], j] = True
+    return out
 
 
 def _hysteresis(level: np.ndarray, on: float, off: float) -> np.ndarray:

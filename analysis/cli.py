@@ -158,9 +158,9 @@ def cmd_demo(args) -> int:
 
 
 def _find_sample_session(store: Store) -> str | None:
-    from capture.importer import _sha256_file
+    from capture.media import sha256_file
 
-    digest = _sha256_file(SAMPLE_VIDEO)
+    digest = sha256_file(SAMPLE_VIDEO)
     for row in store.list_sessions():
         try:
             if store.manifest(row.session_id)["media"]["sha256"]["original"] == digest:

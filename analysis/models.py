@@ -6,7 +6,6 @@ one sentence naming the file and where to put it.
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import tempfile
 import urllib.request
@@ -14,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from capture.errors import ModelUnavailableError
+from capture.media import sha256_file
 
 
 @dataclass(frozen=True)
@@ -37,18 +37,10 @@ def user_model_cache() -> Path:
     return base / "playback" / "models"
 
 
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _verified(path: Path, model: ModelFile) -> Path | None:
     if not path.is_file():
         return None
-    if sha256_of(path) != model.sha256:
+    if sha256_file(path) != model.sha256:
         raise ModelUnavailableError(
             f"{path} does not match the expected sha256 of {model.filename}; delete it and put the "
             f"official file there (from {model.url})."
@@ -95,7 +87,7 @@ def _download(model: ModelFile, cache: Path) -> Path:
         with os.fdopen(fd, "wb") as out, urllib.request.urlopen(model.url, timeout=30) as response:
             for block in iter(lambda: response.read(1 << 20), b""):
                 out.write(block)
-        if sha256_of(Path(tmp)) != model.sha256:
+        if sha256_file(Path(tmp)) != model.sha256:
             raise OSError(f"the downloaded {model.filename} failed its sha256 check")
         final = cache / model.filename
         os.replace(tmp, final)

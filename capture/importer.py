@@ -13,7 +13,7 @@ import hashlib
 import numpy as np
 
 from capture.errors import BadMediaError, PlaybackError
-from capture.media import AUDIO_RATE_HZ, MAX_STREAMS, MIN_DURATION_S, decode_audio, encode_wav, probe
+from capture.media import AUDIO_RATE_HZ, MAX_STREAMS, MIN_DURATION_S, decode_audio, encode_wav, probe, sha256_file
 from capture.store import SCHEMA_VERSION, Store, utc_now
 
 
@@ -152,7 +152,7 @@ def import_media(store: Store, media: Path | str | None, participants: str | lis
             media = Path(media)
             original = f"media/original{media.suffix.lower() or '.bin'}"
             store.add_file(session_id, original, media)
-            digests["original"] = _sha256_file(media)
+            digests["original"] = sha256_file(media)
         track_rows = []
         for i, ((_, path), owner, y) in enumerate(zip(parsed, owners, track_audio)):
             rel = f"media/track{i + 1}.wav"
@@ -208,11 +208,3 @@ def _video_end_s(path: Path) -> float:
     except (av.error.FFmpegError, IndexError):
         pass
     return end
-
-
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()

@@ -197,6 +197,17 @@ def iter_video_frames(
         raise BadMediaError(f"{name}: the video could not be decoded ({_ffmpeg_reason(exc)}).") from None
 
 
+def sha256_file(path: Path | str) -> str:
+    """Hex sha256 of a file, read in 1 MiB blocks."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def encode_wav(y: np.ndarray, *, sr: int) -> bytes:
     """16-bit PCM WAV bytes of ``y`` (float in [-1, 1], shape (n,) or (channels, n))."""
     import io

@@ -48,3 +48,11 @@ def sample_session(tmp_path_factory):
     session_id = import_media(store, SAMPLE / "session.mp4", "Alex,Sam")
     records = analyze(store, session_id)
     return store, session_id, records
+
+
+def launch_chromium(playwright):
+    """Debian's headless Chromium (Playwright cannot download its own browser here), with no
+    background network traffic."""
+    return playwright.chromium.launch(executable_path="/usr/bin/chromium", args=[
+        "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run"])

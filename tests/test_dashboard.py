@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from conftest import ARTIFACTS, ROOT, TEST_PASSPHRASE
+from conftest import ARTIFACTS, ROOT, TEST_PASSPHRASE, launch_chromium
 
 APP = str(ROOT / "app.py")
 
@@ -84,9 +84,7 @@ def test_dashboard_in_headless_chromium(sample_session):
         assert f"0100007F:{port:04X}" in local and not any(addr.endswith(f":{port:04X}") and addr != f"0100007F:{port:04X}" for addr in local)
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=[
-                "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                "--disable-component-update", "--disable-sync", "--no-first-run"])
+            browser = launch_chromium(p)
             page = browser.new_page(viewport={"width": 1400, "height": 2400})
             page.goto(f"http://127.0.0.1:{port}/", wait_until="networkidle")
             page.get_by_label("Passphrase").fill(TEST_PASSPHRASE)

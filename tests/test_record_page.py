@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from conftest import ARTIFACTS, ROOT, TEST_PASSPHRASE
+from conftest import ARTIFACTS, ROOT, TEST_PASSPHRASE, launch_chromium
 from test_dashboard import _free_port, _wait_for_port
 
 APP = str(ROOT / "app.py")
@@ -76,9 +76,7 @@ def test_record_page_screenshot(store):
         _wait_for_port(port)
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=[
-                "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                "--disable-component-update", "--disable-sync", "--no-first-run"])
+            browser = launch_chromium(p)
             page = browser.new_page(viewport={"width": 1400, "height": 1800})
             page.goto(f"http://127.0.0.1:{port}/", wait_until="networkidle")
             page.get_by_label("Passphrase").fill(TEST_PASSPHRASE)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ARTIFACTS, ROOT, SAMPLE, TEST_PASSPHRASE
+from conftest import ARTIFACTS, ROOT, SAMPLE, TEST_PASSPHRASE, launch_chromium
 
 from capture import vault
 from capture.errors import IntegrityError, SessionNotFoundError, StoreLockedError, WrongPassphraseError
@@ -354,9 +354,7 @@ def test_server_on_loopback_only_unlock_page_and_reauth_prompt_in_chromium(tmp_p
         assert _listening(port) == [f"0100007F:{port:04X}"]      # 127.0.0.1 only, no 0.0.0.0 or ::
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=[
-                "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                "--disable-component-update", "--disable-sync", "--no-first-run"])
+            browser = launch_chromium(p)
             page = browser.new_page(viewport={"width": 1200, "height": 1100})
             page.goto(f"http://127.0.0.1:{port}/", wait_until="networkidle")
             page.get_by_text("Playback is locked").wait_for(timeout=60_000)
