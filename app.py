@@ -14,7 +14,7 @@ import pandas as pd
 import streamlit as st
 
 import analysis  # noqa: F401  (pyannote telemetry off)
-from analysis.review import KIND_TITLES, Review, format_clock, load_review, timeline_rows
+from analysis.review import KIND_TITLES, Review, format_clock, load_decisions, load_review, save_decision, timeline_rows
 from capture.errors import PlaybackError
 from capture.store import Store
 from capture.ui_vault import note_access, session_actions, vault_gate, withdrawal_action
@@ -78,16 +78,23 @@ def timeline_chart(review: Review, position_s: float) -> alt.Chart:
     return (bars + cursor).properties(height=26 * len(row_order))
 
 
-def moments_list(review: Review) -> None:
+def moments_list(store: Store, review: Review) -> None:
+    """Moments to walk through: jump to each, confirm or dismiss it, keep a private note."""
     moments = review.moments()
     st.subheader(f"Moments ({len(moments)})")
     if moments.empty:
         st.caption("No interruptions, raised voices or expressions were found.")
         return
+    decisions = load_decisions(store, review.session_id)
     kinds = st.multiselect("Show", sorted(moments.kind.unique()), default=sorted(moments.kind.unique()),
                            format_func=KIND_TITLES.get, key="moment_kinds")
+    show_dismissed = st.toggle("Show dismissed moments", value=False, key="show_dismissed")
     listing = st.container(height=520)
     for m in moments[moments.kind.isin(kinds)].itertuples():
+        entry = decisions.get(m.event_id, {})
+        decision = entry.get("decision")
+        if decision == "dismissed" and not show_dismissed:
+            continue
         left, right = listing.columns([1, 3], vertical_alignment="top")
         if left.button(f"▶ {format_clock(m.start_s)}", key=f"jump-{m.event_id}",
                        help=f"Play from {m.start_s:.1f} s", width="stretch"):
@@ -95,8 +102,20 @@ def moments_list(review: Review) -> None:
             st.rerun()
         label = str(m.label or "").replace("_", " ")
         tag = KIND_TITLES.get(m.kind, m.kind) + (f" · {label}" if label and label != "raised voice" else "")
-        right.markdown(f"**{tag}** — {m.explanation}  \n"
+        status = {"confirmed": " · ✓ confirmed", "dismissed": " · ✗ dismissed"}.get(decision, "")
+        right.markdown(f"**{tag}**{status} — {m.explanation}  \n"
                        f"<small>confidence {float(m.confidence):.0%}</small>", unsafe_allow_html=True)
+        confirm, dismiss, note = right.columns([1, 1, 2])
+        for column, choice, text, verb in ((confirm, "confirmed", "✓", "Confirm"), (dismiss, "dismissed", "✗", "Dismiss")):
+            if column.button(text, key=f"{choice}-{m.event_id}", disabled=decision == choice,
+                             help=f"{verb} this moment (kept with your private notes)"):
+                save_decision(store, review.session_id, m.event_id, decision=choice)
+                st.rerun()
+        with note.popover("Note", help="A private note: never shown to clients"):
+            text = st.text_area("Your note", value=entry.get("note", ""), key=f"note-{m.event_id}")
+            if st.button("Save note", key=f"save-note-{m.event_id}"):
+                save_decision(store, review.session_id, m.event_id, note=text)
+                st.rerun()
 
 
 def metrics_panel(review: Review) -> None:
@@ -156,7 +175,7 @@ def session_page(store: Store, session_id: str) -> None:
         if review.face_coverage:
             st.caption("Faces found in sampled frames: " + ", ".join(f"{n} {c:.0%}" for n, c in review.face_coverage.items()))
     with moments_col:
-        moments_list(review)
+        moments_list(store, review)
     st.subheader("Timeline")
     chart = timeline_chart(review, position)
     st.altair_chart(chart, width="stretch", height=int(chart.height) + 90)

@@ -26,11 +26,24 @@ steps, who is speaking in every 10 ms frame the voice activity detector marks as
    boundary). Where no mouth moves (a closed-mouth "mm-hm", faces not seen), the voice cluster
    decides. Stretches where the faces change the answer are kept only if they last
    ``MIN_OVERLAP_S`` or more. Short pauses the diarization bridged inside one voice's turn stay
-   speech only where the same person speaks on both sides once the faces have had their say.
+   speech only where the same person speaks on both sides once the faces have had their say,
+   and (where their face is informative) only while their mouth moves.
 
-All levels are learnt from the session itself; the constants below are in units of each
-person's own range (0.5/0.3, the separation factor, the percentile) or of time (smoothing
-window, minimum stretch), plus one floor in blendshape units. Checked on composed GRID couples
+   Mouths move before the sound starts and after it stops (opening to speak, the smoothing
+   window), so "moving" is first shifted onto the sound, per person and per session: the
+   *lead* and *lag* are the median distances from the voice activity's onsets (offsets) that
+   the clustering gives to that person to the nearest start (stop) of their mouth's movement
+   (``mouth_timing``); every stretch of movement then starts ``lead`` later and ends ``lag``
+   plus the detector's known hangover (``VAD_HANGOVER_S``) earlier, after bridging rests shorter
+   than ``lead + lag`` (a closure inside speech, such as the "b" after an anticipatory opening,
+   not a pause). Without this, overlapped speech the faces add starts early and ends late, and
+   a turn's last syllables open a false "interruption" as the next person's mouth gets ready.
+
+All levels and the mouth-to-voice timing are learnt from the session itself; the constants
+below are in units of each person's own range (0.5/0.3, the separation factor, the
+percentile) or of time (smoothing window, minimum stretch, search window for the timing, the
+voice activity detector's hangover, measured once on clean GRID clips, not on the sample),
+plus one floor in blendshape units. Checked on composed GRID couples
 (``analysis.av_composer``, ``benchmarks/audiovisual.py``), including two copies of one speaker,
 whose voices no clustering can tell apart, and on the bundled sample.
 """
@@ -57,6 +70,10 @@ MIN_REST_S = 1.0            # non-speech needed to learn the rest level from it 
 MAX_LEAD_S = 0.6            # a mouth starting (stopping) this close to a voice onset (offset) is
                             # taken to be that voice's start (end) when learning the mouth's timing
 MIN_EDGES = 3               # voice onsets (offsets) needed to learn one person's timing from them
+VAD_HANGOVER_S = 0.04       # the voice activity detector (Silero, diarization's threshold 0.2) holds
+                            # speech this long after a voice stops (0.06-0.09 s on the three clean
+                            # GRID clips against their exact extents; its onsets are on time), so a
+                            # mouth's lag learnt at the detector's offsets falls short by this much
 
 
 def _mouth_on_frames(faces: pd.DataFrame, ids: list[str], n_frames: int) -> tuple[np.ndarray, np.ndarray] | None:
@@ -128,9 +145,11 @@ def name_clusters(labels: np.ndarray, level: np.ndarray) -> dict[int, int]:
 def attribute(labels: np.ndarray, person_of: dict[int, int], level: np.ndarray | None,
               speech: np.ndarray | None = None, people: int | None = None) -> np.ndarray:
     """Who speaks in each frame, (n_frames, people) bool: the voice cluster's person, overruled
-    by moving mouths in voice-activity ``speech`` frames (step 3 of the module docstring).
-    Pauses the diarization filled inside one voice's turn are kept only where the same person
-    speaks on both sides after the faces have had their say."""
+    by mouths moving (shifted onto the sound, see ``mouth_timing``) in voice-activity
+    ``speech`` frames (step 3 of the module docstring). Pauses the diarization filled inside
+    one voice's turn are kept only where the same person speaks on both sides after the faces
+    have had their say, and only while that person's mouth moves where their face is
+    informative."""
     n = len(labels)
     people = people or (level.shape[1] if level is not None else max(person_of.values(), default=-1) + 1)
     voice = np.zeros((n, people), bool)
@@ -141,7 +160,7 @@ def attribute(labels: np.ndarray, person_of: dict[int, int], level: np.ndarray |
     speech = (labels >= 0) if speech is None else (speech & (labels >= 0))
     moving = _hysteresis(np.nan_to_num(level, nan=0.0), MOVING_ON, MOVING_OFF)
     lead, lag = mouth_timing(moving, labels, person_of, speech, ~np.isnan(level))
-    sounding = _trim_runs(moving, lead, lag)
+    sounding = _trim_runs(moving, lead, lag + int(round(VAD_HANGOVER_S / FRAME_S)), bridge=lead + lag)
     moving = speech[:, None] & sounding
     faces_say = np.where(moving.any(1)[:, None], moving, voice)
     changed = speech & (faces_say != voice).any(1)
@@ -153,6 +172,7 @@ def attribute(labels: np.ndarray, person_of: dict[int, int], level: np.ndarray |
         for j in range(people):
             for start, end in _runs_of(nobody & filled):
                 if start > 0 and end < n and active[start - 1, j] and active[end, j]:
+                    # ... and, where their face is informative, only while their mouth moves
                     active[start:end, j] = sounding[start:end, j] | np.isnan(level[start:end, j])
     return active
 
@@ -186,16 +206,15 @@ def mouth_timing(moving: np.ndarray, labels: np.ndarray, person_of: dict[int, in
     return timing[0], timing[1]
 
 
-def _trim_runs(mask: np.ndarray, lead: np.ndarray, lag: np.ndarray) -> np.ndarray:
-    """Per column j: every run of ``mask`` starts ``lead[j]`` frames later and ends ``lag[j]``
-    frames earlier (runs shorter than that vanish). Gaps shorter than ``lead[j] + lag[j]``
-    are bridged first: a mouth at rest for less time than stopping and restarting takes is
-    closing inside speech, not pausing."""
+def _trim_runs(mask: np.ndarray, lead: np.ndarray, lag: np.ndarray, bridge: np.ndarray) -> np.ndarray:
+    """Per column j: gaps shorter than ``bridge[j]`` frames are bridged, then every run of
+    ``mask`` starts ``lead[j]`` frames later and ends ``lag[j]`` frames earlier (runs shorter
+    than that vanish)."""
     out = np.zeros(mask.shape, bool)
     for j in range(mask.shape[1]):
         column = mask[:, j].copy()
         for start, end in _runs_of(~column):
-            if 0 < start and end < len(column) and end - start < lead[j] + lag[j]:
+            if 0 < start and end < len(column) and end - start < bridge[j]:
                 column[start:end] = True
         for start, end in _runs_of(column):
             if end - lag[j] > start + lead[j]:

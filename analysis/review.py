@@ -93,3 +93,36 @@ def format_clock(t_s: float) -> str:
     """Seconds -> ``m:ss`` for display only (data stays in float seconds)."""
     minutes, seconds = divmod(int(round(t_s)), 60)
     return f"{minutes}:{seconds:02d}"
+
+
+# ----- the therapist's decisions about moments (confirm / dismiss, a note) -----------------
+NOTES_FILE = "notes.json"
+DECISIONS = ("confirmed", "dismissed")
+
+
+def load_decisions(store: Store, session_id: str) -> dict[str, dict]:
+    """``event_id -> {"decision": "confirmed" | "dismissed" | None, "note": str, "updated_utc"}``
+    (kept in the session's encrypted ``notes.json``)."""
+    if not store.exists(session_id, NOTES_FILE):
+        return {}
+    return store.read_json(session_id, NOTES_FILE).get("decisions", {})
+
+
+def save_decision(store: Store, session_id: str, event_id: str, *, decision: str | None = None,
+                  note: str | None = None) -> dict:
+    """Record the therapist's decision and/or note about one moment; returns the updated entry.
+    ``decision`` None leaves it as it was; ``note`` None leaves the note as it was."""
+    from capture.store import utc_now
+
+    if decision is not None and decision not in DECISIONS:
+        raise ValueError(f"decision must be one of {DECISIONS}, not {decision!r}")
+    data = store.read_json(session_id, NOTES_FILE) if store.exists(session_id, NOTES_FILE) else {}
+    decisions = data.setdefault("decisions", {})
+    entry = decisions.setdefault(event_id, {"decision": None, "note": ""})
+    if decision is not None:
+        entry["decision"] = decision
+    if note is not None:
+        entry["note"] = note
+    entry["updated_utc"] = utc_now()
+    store.write_json(session_id, NOTES_FILE, data)
+    return entry

@@ -105,3 +105,26 @@ def test_dashboard_in_headless_chromium(sample_session):
     finally:
         server.terminate()
         server.wait(timeout=20)
+
+
+@pytest.mark.slow
+def test_therapist_confirms_dismisses_and_notes_moments(app, sample_session):
+    from analysis.review import load_decisions
+
+    at, session_id = app
+    store = sample_session[0]
+    jumps = [b for b in at.button if b.key and b.key.startswith("jump-")]
+    first, second = (b.key.removeprefix("jump-") for b in jumps[:2])
+    at.button(key=f"confirmed-{first}").click().run()
+    at.button(key=f"dismissed-{second}").click().run()
+    assert not at.exception, at.exception
+    decisions = load_decisions(store, session_id)
+    assert decisions[first]["decision"] == "confirmed" and decisions[second]["decision"] == "dismissed"
+    keys = {b.key for b in at.button}
+    assert f"jump-{second}" not in keys and f"jump-{first}" in keys        # dismissed moments are hidden
+    assert any("✓ confirmed" in m.value for m in at.markdown)
+    at.toggle(key="show_dismissed").set_value(True).run()
+    assert f"jump-{second}" in {b.key for b in at.button}
+    at.text_area(key=f"note-{first}").input("Ask Alex how this felt.").run()
+    at.button(key=f"save-note-{first}").click().run()
+    assert load_decisions(store, session_id)[first]["note"] == "Ask Alex how this felt."
