@@ -34,18 +34,18 @@ steps, who is speaking in every 10 ms frame the voice activity detector marks as
    *lead* and *lag* are the median distances from the voice activity's onsets (offsets) that
    the clustering gives to that person to the nearest start (stop) of their mouth's movement
    (``mouth_timing``); every stretch of movement then starts ``lead`` later and ends ``lag``
-   plus the detector's known hangover (``VAD_HANGOVER_S``) earlier, after bridging rests shorter
-   than ``lead + lag`` (a closure inside speech, such as the "b" after an anticipatory opening,
-   not a pause). Without this, overlapped speech the faces add starts early and ends late, and
-   a turn's last syllables open a false "interruption" as the next person's mouth gets ready.
+   earlier, after bridging rests shorter than ``lead + lag`` through which the sound goes on
+   (a closure inside speech, such as the "b" after an anticipatory opening, not a pause).
+   Without this, overlapped speech the faces add starts early and ends late, and a turn's last
+   syllables open a false "interruption" as the next person's mouth gets ready.
 
 All levels and the mouth-to-voice timing are learnt from the session itself; the constants
 below are in units of each person's own range (0.5/0.3, the separation factor, the
-percentile) or of time (smoothing window, minimum stretch, search window for the timing, the
-voice activity detector's hangover, measured once on clean GRID clips, not on the sample),
-plus one floor in blendshape units. Checked on composed GRID couples
-(``analysis.av_composer``, ``benchmarks/audiovisual.py``), including two copies of one speaker,
-whose voices no clustering can tell apart, and on the bundled sample.
+percentile) or of time (smoothing window, minimum stretch, search window for the timing),
+plus one floor in blendshape units and a minimum count of voice edges to learn a timing from.
+Checked on composed GRID couples (``analysis.av_composer``, ``benchmarks/audiovisual.py``),
+including two copies of one speaker, whose voices no clustering can tell apart, and on the
+bundled sample.
 """
 from __future__ import annotations
 
@@ -70,10 +70,6 @@ MIN_REST_S = 1.0            # non-speech needed to learn the rest level from it 
 MAX_LEAD_S = 0.6            # a mouth starting (stopping) this close to a voice onset (offset) is
                             # taken to be that voice's start (end) when learning the mouth's timing
 MIN_EDGES = 3               # voice onsets (offsets) needed to learn one person's timing from them
-VAD_HANGOVER_S = 0.04       # the voice activity detector (Silero, diarization's threshold 0.2) holds
-                            # speech this long after a voice stops (0.06-0.09 s on the three clean
-                            # GRID clips against their exact extents; its onsets are on time), so a
-                            # mouth's lag learnt at the detector's offsets falls short by this much
 
 
 def _mouth_on_frames(faces: pd.DataFrame, ids: list[str], n_frames: int) -> tuple[np.ndarray, np.ndarray] | None:
@@ -160,7 +156,7 @@ def attribute(labels: np.ndarray, person_of: dict[int, int], level: np.ndarray |
     speech = (labels >= 0) if speech is None else (speech & (labels >= 0))
     moving = _hysteresis(np.nan_to_num(level, nan=0.0), MOVING_ON, MOVING_OFF)
     lead, lag = mouth_timing(moving, labels, person_of, speech, ~np.isnan(level))
-    sounding = _trim_runs(moving, lead, lag + int(round(VAD_HANGOVER_S / FRAME_S)), bridge=lead + lag)
+    sounding = _trim_runs(moving, lead, lag, sound=speech)
     moving = speech[:, None] & sounding
     faces_say = np.where(moving.any(1)[:, None], moving, voice)
     changed = speech & (faces_say != voice).any(1)
@@ -206,15 +202,15 @@ def mouth_timing(moving: np.ndarray, labels: np.ndarray, person_of: dict[int, in
     return timing[0], timing[1]
 
 
-def _trim_runs(mask: np.ndarray, lead: np.ndarray, lag: np.ndarray, bridge: np.ndarray) -> np.ndarray:
-    """Per column j: gaps shorter than ``bridge[j]`` frames are bridged, then every run of
-    ``mask`` starts ``lead[j]`` frames later and ends ``lag[j]`` frames earlier (runs shorter
-    than that vanish)."""
+def _trim_runs(mask: np.ndarray, lead: np.ndarray, lag: np.ndarray, sound: np.ndarray) -> np.ndarray:
+    """Per column j: gaps shorter than ``lead[j] + lag[j]`` frames during which ``sound`` never
+    stops are bridged (a closure inside speech), then every run of ``mask`` starts ``lead[j]``
+    frames later and ends ``lag[j]`` frames earlier (runs shorter than that vanish)."""
     out = np.zeros(mask.shape, bool)
     for j in range(mask.shape[1]):
         column = mask[:, j].copy()
         for start, end in _runs_of(~column):
-            if 0 < start and end < len(column) and end - start < bridge[j]:
+            if 0 < start and end < len(column) and end - start < lead[j] + lag[j] and sound[start:end].all():
                 column[start:end] = True
         for start, end in _runs_of(column):
             if end - lag[j] > start + lead[j]:

@@ -107,6 +107,32 @@ def test_listener_with_a_still_mouth_gets_no_overlap():
     assert overlap_seconds(segments) == 0
 
 
+def test_mouths_moving_before_and_after_the_voice_do_not_widen_the_added_overlap():
+    # mouths open 0.3 s before each stretch of sound and close 0.3 s after it (as real mouths,
+    # and the GRID clips, do): the timing is learnt at the voice onsets and offsets, so the
+    # overlap the faces add stays on p2's sound (3.0-3.8 s), not on p2's mouth (2.7-4.1 s)
+    frames = diarization({0: [(1, 4), (9, 12)], 1: [(5, 8), (13, 16)]})
+    early_and_late = {pid: [(a - 0.3, b + 0.3) for a, b in spans] for pid, spans in TRUE.items()}
+    segments, _ = name_speakers(frames, IDS, faces_table(early_and_late))
+    assert overlap_seconds(segments) == pytest.approx(0.8, abs=0.15)
+    assert agreement(segments, "p2", [(3.0, 3.8)]) >= 0.85
+    assert frames_of(segments)["p2"][_mask([(1, 2.85), (3.95, 4), (9, 12)])].sum() == 0
+    assert agreement(segments, "p1", TRUE["p1"]) >= 0.95 and agreement(segments, "p2", [(5, 8), (13, 16)]) >= 0.95
+
+
+def test_a_pause_with_the_mouth_at_rest_is_not_filled():
+    # the diarization filled p1's 0.8 s pause at 12-12.8 s (same voice on both sides), but
+    # p1's mouth rests through it: a pause, not speech
+    n = int(DURATION_S / FRAME_S)
+    frames = diarization({0: [(1, 4), (9, 12), (12.8, 14)], 1: [(5, 8)]})
+    speech = frames.labels >= 0
+    frames.labels[_mask([(12, 12.8)])] = 0
+    frames = FrameDiarization(labels=frames.labels, scores=np.zeros((n, 2)), confidence=np.ones(n), speech=speech)
+    segments, _ = name_speakers(frames, IDS, faces_table({"p1": [(1, 4), (9, 12), (12.8, 14)], "p2": [(5, 8)]}))
+    assert frames_of(segments)["p1"][_mask([(12.2, 12.6)])].sum() == 0
+    assert agreement(segments, "p1", [(1, 4), (9, 12), (12.8, 14)]) >= 0.95
+
+
 def test_without_faces_clusters_are_named_in_order_of_first_speech():
     frames = diarization({0: [(1, 4)], 1: [(5, 8)]})
     segments, how = name_speakers(frames, IDS, faces_table({}).iloc[0:0])
