@@ -79,3 +79,11 @@ def make_wav(path: Path, seconds: float, *, rate: int = 16_000, freq: float = 22
 
     path.write_bytes(encode_wav(tone(seconds, rate=rate, freq=freq, seed=seed)[0], sr=rate))
     return path
+
+
+def written_file(name: str, data: bytes):
+    """A maker ``tmp -> path`` of a file called ``name`` holding ``data`` (for parametrised tests)."""
+    def make(tmp: Path) -> Path:
+        (tmp / name).write_bytes(data)
+        return tmp / name
+    return make

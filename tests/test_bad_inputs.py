@@ -12,7 +12,7 @@ from capture.errors import BadMediaError, PlaybackError
 from capture.importer import import_media
 from capture.media import decode_wav, iter_video_frames
 from conftest import ROOT
-from media_factory import make_media
+from media_factory import make_media, written_file
 
 
 def _truncate(src_kwargs, name, keep):
@@ -24,21 +24,14 @@ def _truncate(src_kwargs, name, keep):
     return make
 
 
-def _written(name, data):
-    def make(tmp):
-        (tmp / name).write_bytes(data)
-        return tmp / name
-    return make
-
-
 def _media(name, **kwargs):
     return lambda tmp: make_media(tmp / name, **kwargs)
 
 
 # (case, maker, expected: "error:<words in the message>" or "ok:<duration_s>")
 CORPUS = [
-    ("not media", _written("notes.mp4", b"Session notes: not a video at all.\n" * 20), "error:not a readable"),
-    ("zero bytes", _written("empty.mov", b""), "error:empty"),
+    ("not media", written_file("notes.mp4", b"Session notes: not a video at all.\n" * 20), "error:not a readable"),
+    ("zero bytes", written_file("empty.mov", b""), "error:empty"),
     ("truncated mp4", _truncate({"seconds": 3.0}, "cut.mp4", 0.4), "error:not a readable"),
     ("truncated mkv", _truncate({"seconds": 3.0}, "cut.mkv", 0.5), "either"),
     ("truncated wav", _truncate({"seconds": 3.0, "video": False}, "cut.wav", 0.5), "either"),
@@ -110,7 +103,7 @@ def test_bad_input_corpus(store, tmp_path, monkeypatch, case, make, expected):
 
 
 def test_cli_gives_one_readable_line_for_each_bad_file(store, tmp_path):
-    for make in (_written("notes.mp4", b"not media"), _media("huge.mkv", size=(7680, 4320), fps=2, seconds=1.0,
+    for make in (written_file("notes.mp4", b"not media"), _media("huge.mkv", size=(7680, 4320), fps=2, seconds=1.0,
                                                                   audio=False)):
         path = make(tmp_path)
         result = subprocess.run([sys.executable, "-m", "analysis.cli", "--store", str(store.root), "import", str(path),
@@ -121,7 +114,7 @@ def test_cli_gives_one_readable_line_for_each_bad_file(store, tmp_path):
     _store_is_empty(store)
 
 
-def test_track_that_is_not_audio_is_refused_before_anything_is_written(store, tmp_path):
+def test_track_that_is_not_audio_is_refused_before_anything_iswritten_file(store, tmp_path):
     video_only = make_media(tmp_path / "camera.mp4", audio=False)
     with pytest.raises(BadMediaError, match="no audio stream"):
         import_media(store, None, "Alex,Sam", tracks=[f"Alex={video_only}"])

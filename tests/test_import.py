@@ -9,6 +9,7 @@ import pytest
 from capture.errors import BadMediaError, PlaybackError
 from capture.importer import import_media, parse_participants
 from conftest import ROOT, shared
+from media_factory import written_file
 
 
 def playback(*args, store):
@@ -68,16 +69,9 @@ def _truncated_mp4(tmp_path):
     return path
 
 
-def _written(name, data):
-    def make(tmp):
-        (tmp / name).write_bytes(data)
-        return tmp / name
-    return make
-
-
 @pytest.mark.parametrize("make_file, expected", [
-    (_written("notes.mp4", b"session notes, not a video"), "not a readable"),
-    (_written("empty.mp4", b""), "empty"),
+    (written_file("notes.mp4", b"session notes, not a video"), "not a readable"),
+    (written_file("empty.mp4", b""), "empty"),
     (_truncated_mp4, "truncated"),
     (lambda tmp: tmp / "missing.mp4", "no such file"),
 ])
