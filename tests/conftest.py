@@ -1,7 +1,12 @@
 """Shared fixtures: real data from ../shared, a temporary store, the analysed sample session."""
 from __future__ import annotations
 
+import contextlib
 import os
+import socket
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -56,3 +61,37 @@ def launch_chromium(playwright):
     return playwright.chromium.launch(executable_path="/usr/bin/chromium", args=[
         "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--disable-sync", "--no-first-run"])
+
+
+def listening_sockets(port: int) -> list[str]:
+    """Local addresses (hex, as in /proc/net/tcp{,6}) with a socket listening on ``port``."""
+    sockets = []
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        if os.path.exists(table):
+            for line in open(table).read().splitlines()[1:]:
+                fields = line.split()
+                if fields[3] == "0A" and fields[1].endswith(f":{port:04X}"):
+                    sockets.append(fields[1])
+    return sockets
+
+
+@contextlib.contextmanager
+def dashboard_server(store_root: Path, *, env: dict | None = None, timeout_s: float = 60):
+    """``playback dashboard`` started for real on a free port; yields the port once it listens."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen([sys.executable, "-m", "analysis.cli", "--store", str(store_root), "dashboard",
+                               "--port", str(port)], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.time() + timeout_s
+        while not listening_sockets(port):
+            if time.time() > deadline or server.poll() is not None:
+                raise TimeoutError(f"the dashboard did not start on port {port}")
+            time.sleep(0.3)
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        yield port
+    finally:
+        server.terminate()
+        server.wait(timeout=20)

@@ -2,14 +2,10 @@
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
-import sys
-import time
 
 import pytest
 
-from conftest import ARTIFACTS, ROOT, TEST_PASSPHRASE, launch_chromium
+from conftest import ARTIFACTS, ROOT, TEST_PASSPHRASE, dashboard_server, launch_chromium, listening_sockets
 
 APP = str(ROOT / "app.py")
 
@@ -51,38 +47,14 @@ def test_choosing_a_moment_moves_the_video(app):
     assert f"Playing from {position:.1f} s" in [c.value for c in at.caption]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait_for_port(port: int, timeout_s: float = 60) -> None:
-    deadline = time.time() + timeout_s
-    while time.time() < deadline:
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.3)
-    raise TimeoutError(f"dashboard did not start on port {port}")
-
-
 @pytest.mark.slow
 @pytest.mark.browser
 def test_dashboard_in_headless_chromium(sample_session):
     from playwright.sync_api import sync_playwright
 
     store, session_id, _ = sample_session
-    port = _free_port()
-    env = {**os.environ, "PLAYBACK_STORE": str(store.root)}
-    server = subprocess.Popen([sys.executable, "-m", "analysis.cli", "--store", str(store.root), "dashboard", "--port", str(port)],
-                              cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
-        _wait_for_port(port)
-        listening = open("/proc/net/tcp").read().splitlines()[1:]
-        local = [line.split()[1] for line in listening if line.split()[3] == "0A"]
-        assert f"0100007F:{port:04X}" in local and not any(addr.endswith(f":{port:04X}") and addr != f"0100007F:{port:04X}" for addr in local)
-        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with dashboard_server(store.root, env={**os.environ, "PLAYBACK_STORE": str(store.root)}) as port:
+        assert listening_sockets(port) == [f"0100007F:{port:04X}"]   # 127.0.0.1 only
         with sync_playwright() as p:
             browser = launch_chromium(p)
             page = browser.new_page(viewport={"width": 1400, "height": 2400})
@@ -102,9 +74,6 @@ def test_dashboard_in_headless_chromium(sample_session):
             page.wait_for_timeout(1500)
             assert "Playing from 0.0 s" not in page.content()
             browser.close()
-    finally:
-        server.terminate()
-        server.wait(timeout=20)
 
 
 @pytest.mark.slow

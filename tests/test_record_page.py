@@ -3,13 +3,10 @@ indicator and can be stopped; and a real-browser screenshot of the consent step.
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 
 import pytest
 
-from conftest import ARTIFACTS, ROOT, TEST_PASSPHRASE, launch_chromium
-from test_dashboard import _free_port, _wait_for_port
+from conftest import ARTIFACTS, ROOT, TEST_PASSPHRASE, dashboard_server, launch_chromium
 
 APP = str(ROOT / "app.py")
 
@@ -68,13 +65,7 @@ def test_record_page_screenshot(store):
     from playwright.sync_api import sync_playwright
 
     store.list_sessions()
-    port = _free_port()
-    server = subprocess.Popen([sys.executable, "-m", "analysis.cli", "--store", str(store.root), "dashboard", "--port",
-                               str(port)], cwd=ROOT, env=os.environ.copy(), stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT, text=True)
-    try:
-        _wait_for_port(port)
-        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with dashboard_server(store.root, env=os.environ.copy()) as port:
         with sync_playwright() as p:
             browser = launch_chromium(p)
             page = browser.new_page(viewport={"width": 1400, "height": 1800})
@@ -99,7 +90,4 @@ def test_record_page_screenshot(store):
             page.wait_for_timeout(800)
             page.screenshot(path=str(ARTIFACTS / "record_page.png"), full_page=True)
             browser.close()
-    finally:
-        server.terminate()
-        server.wait(timeout=20)
     assert store.list_sessions() == []

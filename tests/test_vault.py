@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -15,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ARTIFACTS, ROOT, SAMPLE, TEST_PASSPHRASE, launch_chromium
+from conftest import ARTIFACTS, ROOT, SAMPLE, TEST_PASSPHRASE, dashboard_server, launch_chromium, listening_sockets
 
 from capture import vault
 from capture.errors import IntegrityError, SessionNotFoundError, StoreLockedError, WrongPassphraseError
@@ -319,23 +318,6 @@ def test_streamlit_config_is_locked_down():
     assert flags["--server.enableXsrfProtection"] == "true"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _listening(port: int) -> list[str]:
-    sockets = []
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        with contextlib.suppress(FileNotFoundError):
-            for line in open(table).read().splitlines()[1:]:
-                fields = line.split()
-                if fields[3] == "0A" and fields[1].endswith(f":{port:04X}"):
-                    sockets.append(fields[1])
-    return sockets
-
-
 @pytest.mark.browser
 def test_server_on_loopback_only_unlock_page_and_reauth_prompt_in_chromium(tmp_path):
     """A1 + A2 in a real browser; saves tests/artifacts/unlock.png and reauth.png."""
@@ -343,16 +325,8 @@ def test_server_on_loopback_only_unlock_page_and_reauth_prompt_in_chromium(tmp_p
 
     store = Store(tmp_path / "store", TEST_PASSPHRASE).unlock()
     session_id = small_session(store)
-    port = _free_port()
-    server = subprocess.Popen([sys.executable, "-m", "analysis.cli", "--store", str(store.root), "dashboard",
-                               "--port", str(port)], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                              text=True)
-    try:
-        deadline = time.time() + 60
-        while not _listening(port) and time.time() < deadline:
-            time.sleep(0.3)
-        assert _listening(port) == [f"0100007F:{port:04X}"]      # 127.0.0.1 only, no 0.0.0.0 or ::
-        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with dashboard_server(store.root) as port:
+        assert listening_sockets(port) == [f"0100007F:{port:04X}"]      # 127.0.0.1 only, no 0.0.0.0 or ::
         with sync_playwright() as p:
             browser = launch_chromium(p)
             page = browser.new_page(viewport={"width": 1200, "height": 1100})
@@ -372,9 +346,6 @@ def test_server_on_loopback_only_unlock_page_and_reauth_prompt_in_chromium(tmp_p
             page.wait_for_timeout(800)
             page.screenshot(path=str(ARTIFACTS / "reauth.png"), full_page=True)
             browser.close()
-    finally:
-        server.terminate()
-        server.wait(timeout=20)
     actions = [e["action"] for e in store.audit_log.entries()]
     assert "unlock_failed" in actions and actions.count("view") == 1
 
