@@ -228,12 +228,14 @@ def diarize(
 @dataclass
 class FrameDiarization:
     """Frame-level result: ``labels`` (n_frames,) int, -1 for non-speech; ``scores``
-    (n_frames, k) similarity per cluster; ``confidence`` (n_frames,) in [0, 1]."""
+    (n_frames, k) similarity per cluster; ``confidence`` (n_frames,) in [0, 1]; ``centroids``
+    (k, 256) unit voice print of each cluster, in label order (None when not computed)."""
 
     labels: np.ndarray
     scores: np.ndarray
     confidence: np.ndarray
     speech: np.ndarray
+    centroids: np.ndarray | None = None
 
 
 def diarize_frames(
@@ -257,6 +259,7 @@ def diarize_frames(
         scores = np.where(np.isnan(scores), 0.0, scores) + prior  # uncovered frames keep their chunk label
         scores[~mask] = np.nan
     else:
+        centroids = None
         scores = np.full((n, 1), np.nan)
     filled = np.where(np.isnan(scores), -np.inf, scores)
     raw = np.where(mask, filled.argmax(1), -1)
@@ -267,7 +270,8 @@ def diarize_frames(
     top2 = np.sort(np.nan_to_num(filled, neginf=0.0), axis=1)[:, -2:] if k > 1 else np.ones((n, 2))
     margin = np.clip((top2[:, -1] - top2[:, 0]) * 4, 0, 1) if k > 1 else np.ones(n)
     perm = _first_appearance_order(labels, k)
-    return FrameDiarization(labels=ordered, scores=scores[:, perm] if k > 1 else scores, confidence=margin, speech=mask)
+    return FrameDiarization(labels=ordered, scores=scores[:, perm] if k > 1 else scores, confidence=margin, speech=mask,
+                            centroids=centroids[perm] if centroids is not None else None)
 
 
 def _fill_same_speaker_pauses(labels: np.ndarray, max_len: int) -> np.ndarray:

@@ -451,7 +451,6 @@ def analyse_dynamics(
     g_s = np.concatenate(g_s) if g_s else np.zeros(0)
     g_e = np.concatenate(g_e) if g_e else np.zeros(0)
     order = np.lexsort((g_e, g_s))
-    n = len(order)
 
     # classification state per stretch, keyed (pid, k)
     is_bc: dict[tuple[str, int], bool] = {}

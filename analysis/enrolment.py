@@ -45,8 +45,13 @@ def cluster_centroids(y: np.ndarray, sr: int, labels: np.ndarray, *, params: Dia
 def name_clusters(y: np.ndarray, sr: int, frames: FrameDiarization, prints: dict[str, np.ndarray], *,
                   params: DiarizationParams = DiarizationParams()) -> dict[int, tuple[str, float]]:
     """Map cluster index -> (participant id, cosine similarity) by matching cluster voice prints
-    to enrolment ``prints``; clusters matching no print above :data:`MIN_SIMILARITY` are left out."""
-    centroids = cluster_centroids(y, sr, frames.labels, params=params)
+    (the diarizer's centroids, or computed from the labelled speech) to enrolment ``prints``;
+    clusters matching no print above :data:`MIN_SIMILARITY` are left out."""
+    if frames.centroids is not None:
+        present = set(frames.labels[frames.labels >= 0].tolist())
+        centroids = {c: frames.centroids[c] for c in range(len(frames.centroids)) if c in present}
+    else:
+        centroids = cluster_centroids(y, sr, frames.labels, params=params)
     if not centroids or not prints:
         return {}
     clusters = list(centroids)

@@ -176,10 +176,10 @@ def _order_clusters_by_participant(frames: diarization.FrameDiarization, seat_of
     free = [j for j in range(k) if j not in seat_of.values()]
     order = {c: seat_of[c] if c in seat_of else free.pop(0) for c in range(k)}
     labels = np.array([order.get(int(v), -1) if v >= 0 else -1 for v in frames.labels])
-    scores = np.empty_like(frames.scores)
-    for old, new in order.items():
-        scores[:, new] = frames.scores[:, old]
-    return diarization.FrameDiarization(labels=labels, scores=scores, confidence=frames.confidence, speech=frames.speech)
+    inverse = [old for old, _ in sorted(order.items(), key=lambda item: item[1])]
+    return diarization.FrameDiarization(
+        labels=labels, scores=frames.scores[:, inverse], confidence=frames.confidence, speech=frames.speech,
+        centroids=frames.centroids[inverse] if frames.centroids is not None else None)
 
 
 def _speakers_multitrack(s: Session, p: Params, hook: ProgressHook) -> tuple[Outputs, dict]:

@@ -22,7 +22,7 @@ sys.path.insert(0, str(ROOT))
 DATA = ROOT.parent / "shared" / "data"
 
 import analysis  # noqa: E402,F401
-from analysis.diarization import FRAME_S, diarize_frames, frames_to_segments  # noqa: E402
+from analysis.diarization import diarize_frames, frames_to_segments  # noqa: E402
 from analysis.enrolment import name_clusters, speech_from_segments, voice_print  # noqa: E402
 from analysis.evaluation import der, read_rttm  # noqa: E402
 from analysis.multitrack import diarize_tracks  # noqa: E402

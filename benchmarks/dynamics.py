@@ -30,7 +30,7 @@ import time
 import numpy as np
 import pandas as pd
 
-from analysis.composer import FRAME_S, compose_set, energy_db, mask_to_intervals
+from analysis.composer import FRAME_S, compose_set, energy_db
 from analysis.dynamics import DynamicsParams, analyse_dynamics, synthetic_session
 
 CLASSES = ("backchannel", "successful", "unsuccessful")

@@ -149,7 +149,7 @@ def build_devices(args, people):
 
 
 def cmd_record(args, store) -> int:
-    from capture.consent import ConsentRecord, require_consent
+    from capture.consent import require_consent
     from capture.importer import consent_records, parse_participants
     from capture.recorder import Recorder
 

@@ -27,7 +27,7 @@ from typing import Callable, Mapping
 import numpy as np
 
 from capture.consent import ConsentRecord, require_consent, store_enrolment, write_consent
-from capture.devices import Chunk, Clock, Device, DeviceError
+from capture.devices import Chunk, Clock, Device
 from capture.errors import PlaybackError
 from capture.media import AUDIO_RATE_HZ, decode_wav, encode_wav
 from capture.store import SCHEMA_VERSION, Store, utc_now

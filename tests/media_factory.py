@@ -41,7 +41,7 @@ def make_media(path: Path, *, seconds: float = 2.0, video: bool = True, audio: b
             as_ = out.add_stream(acodec, rate=rate, layout="mono" if channels == 1 else "stereo")
         if vs is not None:
             rng = np.random.default_rng(1)
-            t, pts, i = 0.0, 0, 0
+            t, i = 0.0, 0
             while t < seconds:
                 img = np.full((size[1], size[0], 3), (i * 7) % 255, np.uint8)
                 img[: size[1] // 4, : size[0] // 4] = 255
