@@ -1,7 +1,8 @@
 """Diarization on real recordings: floors that fail when a change makes accuracy worse.
 
-The floors are today's measured figures plus a small margin (see benchmarks/diarization.py for
-the table); the issue's targets (DER 20 % single mic, 5 % multi-track) are not reached yet.
+The floors are the issue's targets where they are met, otherwise today's measured figures plus a
+small margin (see benchmarks/diarization.py for the table). Not reached yet: dev01's 20 % and the
+90 % cross-session naming (single-mic overlap is not detected).
 """
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ def pair():
     return read_rttm(DATA / "ami-pair" / "reference.rttm")
 
 
-@pytest.mark.parametrize("uri, ceiling", [("dev00", 0.27), ("dev01", 0.33)])
+@pytest.mark.parametrize("uri, ceiling", [("dev00", 0.20), ("dev01", 0.26)])
 def test_single_mic_ami_pair(pair, uri, ceiling):
     result = single_mic(uri, DATA / "ami-pair" / f"{uri}.wav", pair[pair.uri == uri], 2)
     assert result["DER"] <= ceiling, result
@@ -28,12 +29,12 @@ def test_single_mic_ami_pair(pair, uri, ceiling):
 
 def test_single_mic_ami_group():
     result = single_mic("mixture", DATA / "ami-group" / "mixture.wav", read_rttm(DATA / "ami-group" / "mixture.rttm"), 4)
-    assert result["DER"] <= 0.34, result
+    assert result["DER"] <= 0.25, result
 
 
 def test_cross_session_naming_from_enrolment(pair):
     result = cross_session(pair)
-    assert result["naming"] >= 0.70, result
+    assert result["naming"] >= 0.74, result
 
 
 def test_multitrack_sources():
@@ -95,7 +96,7 @@ def test_pipeline_names_voices_from_enrolment_clips(store, pair):
     backend = {r["stage"]: r for r in analyze(store, session_id)}["speakers"]["backend"]
     assert "2 of 2 enrolled voices recognised" in backend
     hyp = _ami_speakers(store, session_id, {"p1": "MEE012", "p2": "MEE009"})
-    assert named_accuracy(pair[pair.uri == "dev01"], hyp) >= 0.70
+    assert named_accuracy(pair[pair.uri == "dev01"], hyp) >= 0.74
 
 
 def test_multitrack_sources_with_bleed():
