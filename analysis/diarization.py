@@ -38,6 +38,9 @@ class DiarizationParams:
                                       # (dB, 50 ms mean) above the recording's noise floor (median
                                       # level of its non-speech): trims the VAD's hangover in quiet
                                       # rooms without cutting pauses inside speech
+    edge_extend_db: float = 6.0       # ...and an island grows outwards over neighbouring frames at
+    edge_extend_s: float = 0.5        # least this far above the floor, by at most this long: soft
+                                      # onsets and breaths before a word that Silero scores ~0
     min_speech_s: float = 0.2         # speech islands shorter than this are dropped
     chunk_max_s: float = 3.0          # speech islands are cut into chunks at most this long; each
                                       # chunk is embedded whole and chunks are clustered
@@ -80,6 +83,15 @@ def model_versions() -> dict:
     return {"silero-vad": version("silero-vad"), "resemblyzer": version("resemblyzer")}
 
 
+def frame_level_db(y: np.ndarray, sr: int) -> np.ndarray:
+    """RMS level in dB per :data:`FRAME_S` frame, shape (ceil(len(y) / sr / FRAME_S),)."""
+    hop = int(round(FRAME_S * sr))
+    n = int(np.ceil(len(y) / hop))
+    padded = np.pad(y, (0, n * hop - len(y)))
+    rms = np.sqrt((padded.reshape(n, hop) ** 2).mean(1))
+    return 20 * np.log10(rms + 1e-7)
+
+
 def speech_mask(y: np.ndarray, sr: int, *, params: DiarizationParams = DiarizationParams()) -> np.ndarray:
     """Boolean speech mask at :data:`FRAME_S` resolution, shape ``(ceil(len(y)/sr/FRAME_S),)``."""
     import torch
@@ -96,29 +108,39 @@ def speech_mask(y: np.ndarray, sr: int, *, params: DiarizationParams = Diarizati
     mask = probs[idx] > params.vad_threshold
     mask = _fill_short_runs(mask, value=False, max_len=int(params.fill_pause_s / FRAME_S))
     mask = _fill_short_runs(mask, value=True, max_len=int(params.min_speech_s / FRAME_S))
-    return _trim_quiet_edges(mask, y, sr, margin_db=params.edge_floor_db)
+    return _fit_edges_to_level(mask, y, sr, params=params)
 
 
-def _trim_quiet_edges(mask: np.ndarray, y: np.ndarray, sr: int, *, margin_db: float) -> np.ndarray:
-    """``mask`` with each speech island's leading and trailing frames removed while their 50 ms
-    mean level is within ``margin_db`` of the noise floor (median level of the non-speech)."""
-    from analysis.multitrack import frame_level_db
-
+def _fit_edges_to_level(mask: np.ndarray, y: np.ndarray, sr: int, *, params: DiarizationParams) -> np.ndarray:
+    """``mask`` with each speech island's edges moved to follow the 50 ms mean level: leading
+    and trailing frames within ``edge_floor_db`` of the noise floor (median level of the
+    non-speech) are removed, then neighbouring frames at least ``edge_extend_db`` above it are
+    added, up to ``edge_extend_s`` on each side."""
     if mask.all() or not mask.any():
         return mask
-    level = np.convolve(frame_level_db(y, sr)[: len(mask)], np.ones(5) / 5, mode="same")
-    quiet = level < np.median(level[~mask[: len(level)]]) + margin_db
-    out = mask.copy()
+    level = np.convolve(frame_level_db(y, sr), np.ones(5) / 5, mode="same")
+    level = np.pad(level, (0, max(0, len(mask) - len(level))), constant_values=-140.0)[: len(mask)]
+    floor = np.median(level[~mask])
+    quiet, loud = level < floor + params.edge_floor_db, level >= floor + params.edge_extend_db
+    reach = int(params.edge_extend_s / FRAME_S)
+    trimmed = mask.copy()
     for s, e, is_speech in _runs(mask):
-        if not is_speech:
-            continue
-        a, b = s, min(e, len(quiet))
-        while a < b and quiet[a]:
-            a += 1
-        while b > a and quiet[b - 1]:
-            b -= 1
-        out[s:a] = False
-        out[b:e] = False
+        if is_speech:
+            a, b = s, e
+            while a < b and quiet[a]:
+                a += 1
+            while b > a and quiet[b - 1]:
+                b -= 1
+            trimmed[s:a] = trimmed[b:e] = False
+    out = trimmed.copy()
+    for s, e, is_speech in _runs(trimmed):
+        if is_speech:
+            a, b = s, e
+            while a > 0 and s - a < reach and loud[a - 1] and not out[a - 1]:
+                a -= 1
+            while b < len(out) and b - e < reach and loud[b] and not out[b]:
+                b += 1
+            out[a:s] = out[e:b] = True
     return out
 
 
@@ -215,21 +237,24 @@ def chunk_embeddings(y: np.ndarray, sr: int, chunks: list[tuple[int, int]]) -> n
 def cluster(emb: np.ndarray, n_speakers: int | None, *, params: DiarizationParams = DiarizationParams(),
             weights: np.ndarray | None = None) -> np.ndarray:
     """Cluster labels 0..k-1 for embeddings of shape (w, d), optionally weighted (e.g. by
-    duration); k known or chosen by silhouette."""
+    duration). With ``n_speakers`` of 1 or 2 that many clusters; otherwise the count from 2 up
+    to ``n_speakers`` (or ``max_speakers``) with the best silhouette (unknown count: only if
+    it is above 0.1, else one cluster)."""
     from sklearn.cluster import KMeans
     from sklearn.metrics import silhouette_score
 
     if len(emb) == 0:
         return np.zeros(0, int)
-    if n_speakers is not None:
+    if n_speakers is not None and min(n_speakers, len(emb)) <= 2:
         k = max(1, min(n_speakers, len(emb)))
-        if k == 1:
-            return np.zeros(len(emb), int)
-        return KMeans(n_clusters=k, n_init=10, random_state=0).fit_predict(emb, sample_weight=weights)
-    best, best_score = np.zeros(len(emb), int), 0.1
-    for k in range(2, min(params.max_speakers, len(emb) - 1) + 1):
-        labels = KMeans(n_clusters=k, n_init=4, random_state=0).fit_predict(emb, sample_weight=weights)
-        score = silhouette_score(emb, labels, metric="cosine")
+        return KMeans(n_clusters=k, n_init=10, random_state=0).fit_predict(emb, sample_weight=weights) if k > 1 else np.zeros(len(emb), int)
+    # a participant list gives at most n voices (someone may barely speak): between 2 and n,
+    # the count whose clusters are best separated wins
+    most = min(n_speakers if n_speakers is not None else params.max_speakers, len(emb) - 1)
+    best, best_score = np.zeros(len(emb), int), (-1.0 if n_speakers is not None else 0.1)
+    for k in range(2, most + 1):
+        labels = KMeans(n_clusters=k, n_init=10, random_state=0).fit_predict(emb, sample_weight=weights)
+        score = silhouette_score(emb, labels, metric="cosine") if len(set(labels.tolist())) > 1 else -1.0
         if score > best_score:
             best, best_score = labels, score
     return best

@@ -1,46 +1,61 @@
 """Who spoke when from one microphone (or call-recording track) per person.
 
-A lapel or headset microphone also picks up the other people in the room (bleed). First the
-bleed is cancelled: for each pair of tracks, the gain at which track *k* leaks into track *j*
-is estimated per frequency (a low percentile of |Y_j| / |Y_k| over the frames where *k* is
-loudest, i.e. what *j* hears of *k* when *j* itself is quiet) and subtracted from *j*'s
-spectrum. Each cleaned track then gets Silero voice activity of its own, kept where the track
-is within ``dominance_db`` of the loudest other track and not far below its own typical speech
-level. Overlaps come out exactly: two tracks can both be active.
+A lapel or headset microphone also picks up the other people in the room (bleed). Each track
+gets Silero voice activity of its own (which also fires on the bleed: it ignores level), and
+activity is kept where two tests agree that the sound is the track's own person:
+
+* bleed cancellation: for each pair of tracks, the gain at which track *k* leaks into track *j*
+  is estimated per frequency (a low percentile of |Y_j| / |Y_k| over the frames where *k* is
+  loudest) and subtracted from *j*'s spectrum; the cleaned track must still hold speech nearby;
+* level against expected bleed: how loud *j* reads while *k* talks alone is measured per pair
+  (:func:`bleed_coupling`, dB), so at every frame the level *j* would have if its person were
+  silent is known (its noise floor plus everyone else's level plus their coupling); the track
+  must be ``bleed_margin_db`` above it. This replaces a fixed "not far below the loudest
+  track" rule, which dropped quiet speech next to a loud talker and let a microphone's own
+  non-speech noise (breathing, handling) mask everyone else.
+
+Overlaps come out exactly: two tracks can both be active.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 import pandas as pd
 
-from analysis.diarization import FRAME_S, DiarizationParams, _fill_short_runs, _fill_same_speaker_pauses, frames_to_segments, speech_mask
+from analysis.diarization import FRAME_S, DiarizationParams, _fill_short_runs, _fill_same_speaker_pauses, frame_level_db, frames_to_segments, speech_mask
 
 
 @dataclass(frozen=True)
 class MultitrackParams:
-    dominance_db: float = -10.0      # a track must be at most this far below the loudest other track
-    own_floor_db: float = -20.0      # ...and at most this far below its own median speech level
-    same_speaker_pause_s: float = 1.0  # pauses this short inside one person's speech are filled
+    """Parameters of the multi-track backend (units in the comments)."""
+
+    bleed_margin_db: float = 6.0     # dB a track must be above its noise floor plus the bleed
+                                     # expected from the others (10 ms levels smoothed over 0.1 s)
+    coupling_percentile: float = 25.0  # percentile of the per-pair level difference taken as the
+                                     # coupling (low: ignores frames where both people talk)
+    noise_percentile: float = 10.0   # percentile of a track's 10 ms levels taken as its noise floor
+    dominance_db: float = -10.0      # dB; where a pair's coupling cannot be measured (the other
+                                     # track has < 0.5 s of solo speech) a track must be at most
+                                     # this far below that track
+    own_floor_db: float = -20.0      # dB; activity at most this far below the track's median
+                                     # speech level
     cancel: bool = True              # confirm activity on bleed-cancelled tracks
-    confirm_s: float = 0.3           # how far (s) confirming speech on the cleaned track may be
+    confirm_threshold: float = 0.35  # Silero speech probability that confirms speech on the
+                                     # cleaned track (Silero's own default end-of-speech level,
+                                     # 0.5 - 0.15; residual bleed reads 0.2-0.4)
+    confirm_s: float = 0.3           # s; how far confirming speech on the cleaned track may be
     bleed_percentile: float = 10.0   # percentile of the per-frequency level ratio taken as bleed gain
     bleed_loud_share: float = 0.2    # the share of a track's loudest frames used to measure its bleed
-    min_speech_s: float = 0.2        # shorter islands are dropped
-    vad: DiarizationParams = DiarizationParams()
+    same_speaker_pause_s: float = 1.0  # s; pauses this short inside one person's speech are filled
+    min_speech_s: float = 0.2        # s; shorter islands are dropped
+    # Silero settings for every track, pinned here so the single-mic defaults can change without
+    # moving this backend (no edge fitting: the level tests below decide what is the person's)
+    vad: DiarizationParams = DiarizationParams(vad_threshold=0.2, fill_pause_s=0.15, min_speech_s=0.2,
+                                               edge_floor_db=float("-inf"), edge_extend_s=0.0)
 
     def to_dict(self) -> dict:
         return asdict(self)
-
-
-def frame_level_db(y: np.ndarray, sr: int) -> np.ndarray:
-    """RMS level in dB per :data:`FRAME_S` frame, shape (ceil(len(y) / sr / FRAME_S),)."""
-    hop = int(round(FRAME_S * sr))
-    n = int(np.ceil(len(y) / hop))
-    padded = np.pad(y, (0, n * hop - len(y)))
-    rms = np.sqrt((padded.reshape(n, hop) ** 2).mean(1))
-    return 20 * np.log10(rms + 1e-7)
 
 
 def cancel_bleed(tracks: list[np.ndarray], *, params: "MultitrackParams") -> list[np.ndarray]:
@@ -69,12 +84,34 @@ def cancel_bleed(tracks: list[np.ndarray], *, params: "MultitrackParams") -> lis
     return cleaned
 
 
+def bleed_coupling(level: np.ndarray, vad: np.ndarray, percentile: float = 25.0) -> np.ndarray:
+    """Typical level (dB) at which each track hears each other track, shape (n_tracks, n_tracks):
+    entry ``[j, k]`` is a low ``percentile`` of ``level[:, j] - level[:, k]`` over the frames
+    where *k* has voice activity and is the loudest track (there *j* is mostly silent and hears
+    only *k*'s bleed; the low percentile ignores the frames where *j* talks over *k*); NaN where
+    *k* has fewer than 0.5 s of such frames. ``level`` and ``vad`` have shape
+    (n_frames, n_tracks)."""
+    n = level.shape[1]
+    out = np.full((n, n), np.nan)
+    loudest = level.argmax(1)
+    for k in range(n):
+        frames = vad[:, k] & (loudest == k)
+        if frames.sum() < 50:
+            continue
+        for j in range(n):
+            if j != k:
+                out[j, k] = np.percentile(level[frames, j] - level[frames, k], percentile)
+    return out
+
+
 def multitrack_activity(tracks: list[np.ndarray], sr: int, *, params: MultitrackParams = MultitrackParams()) -> np.ndarray:
     """Speech activity per track, shape (n_frames, n_tracks) bool, at :data:`FRAME_S`.
 
     Voice activity and levels are measured on the tracks as recorded (bleed cancellation can
     thin out quiet speech such as a backchannel under a loud talker); a stretch of activity is
-    kept only if the bleed-cancelled track also holds speech within ``confirm_s`` of it."""
+    kept only if the bleed-cancelled track also holds speech within ``confirm_s`` of it, and
+    where the track is at least ``bleed_margin_db`` louder than its noise floor plus the bleed
+    expected from the others (their levels plus the measured :func:`bleed_coupling`)."""
     n = max(int(np.ceil(len(y) / sr / FRAME_S)) for y in tracks)
     level = np.full((n, len(tracks)), -140.0)
     vad = np.zeros((n, len(tracks)), bool)
@@ -88,16 +125,22 @@ def multitrack_activity(tracks: list[np.ndarray], sr: int, *, params: Multitrack
         reach = max(1, int(params.confirm_s / FRAME_S))
         for j, y in enumerate(cancel_bleed(tracks, params=params) if params.cancel else []):
             clean = np.zeros(n, bool)
-            mask = speech_mask(y, sr, params=params.vad)
+            mask = speech_mask(y, sr, params=replace(params.vad, vad_threshold=params.confirm_threshold))
             clean[: len(mask)] = mask
             active[:, j] &= _dilate(clean, reach)
+        # smooth levels over 0.1 s so single quiet frames inside words do not flicker
+        smooth = np.apply_along_axis(lambda x: np.convolve(x, np.ones(10) / 10, mode="same"), 0, level)
+        coupling = bleed_coupling(level, vad, params.coupling_percentile)
+        coupling = np.nan_to_num(coupling, nan=params.dominance_db - params.bleed_margin_db)
         for j in range(len(tracks)):
-            others = np.delete(level, j, axis=1).max(1)
-            # smooth levels over 0.1 s so single quiet frames inside words do not flicker
-            own = np.convolve(level[:, j], np.ones(10) / 10, mode="same")
-            other = np.convolve(others, np.ones(10) / 10, mode="same")
+            # what the track would read if its person were silent: its noise floor plus the
+            # bleed of everyone else (powers add)
+            noise = np.percentile(level[:, j], params.noise_percentile)
+            heard = np.delete(smooth + coupling[j], j, axis=1)
+            expected = 10 * np.log10(10 ** (noise / 10) + (10 ** (heard / 10)).sum(1))
+            own = smooth[:, j]
             floor = np.median(own[vad[:, j]]) + params.own_floor_db if vad[:, j].any() else np.inf
-            active[:, j] &= (own >= other + params.dominance_db) & (own >= floor)
+            active[:, j] &= (own >= expected + params.bleed_margin_db) & (own >= floor)
     for j in range(len(tracks)):
         labels = np.where(active[:, j], 0, -1)
         labels = _fill_same_speaker_pauses(labels, int(params.same_speaker_pause_s / FRAME_S))

@@ -1,8 +1,8 @@
 """Diarization on real recordings: floors that fail when a change makes accuracy worse.
 
-The floors are the issue's targets where they are met, otherwise today's measured figures plus a
-small margin (see benchmarks/diarization.py for the table). Not reached yet: dev01's 20 % and the
-90 % cross-session naming (single-mic overlap is not detected).
+The floors are today's measured figures plus a small margin (see benchmarks/diarization.py for
+the table). Not reached yet: dev01's 20 % and the 90 % cross-session naming (single-mic overlap
+is not detected), and multi-track 5 % / 8 % (2.6 s at the start of the AMI reference are wrong).
 """
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ def pair():
     return read_rttm(DATA / "ami-pair" / "reference.rttm")
 
 
-@pytest.mark.parametrize("uri, ceiling", [("dev00", 0.20), ("dev01", 0.26)])
+@pytest.mark.parametrize("uri, ceiling", [("dev00", 0.17), ("dev01", 0.24)])
 def test_single_mic_ami_pair(pair, uri, ceiling):
     result = single_mic(uri, DATA / "ami-pair" / f"{uri}.wav", pair[pair.uri == uri], 2)
     assert result["DER"] <= ceiling, result
@@ -29,17 +29,17 @@ def test_single_mic_ami_pair(pair, uri, ceiling):
 
 def test_single_mic_ami_group():
     result = single_mic("mixture", DATA / "ami-group" / "mixture.wav", read_rttm(DATA / "ami-group" / "mixture.rttm"), 4)
-    assert result["DER"] <= 0.25, result
+    assert result["DER"] <= 0.18, result
 
 
 def test_cross_session_naming_from_enrolment(pair):
     result = cross_session(pair)
-    assert result["naming"] >= 0.74, result
+    assert result["naming"] >= 0.76, result
 
 
 def test_multitrack_sources():
     result = multitrack(read_rttm(DATA / "ami-group" / "mixture.rttm"), None)
-    assert result["DER"] <= 0.12 and result["naming"] >= 0.90, result
+    assert result["DER"] <= 0.09 and result["naming"] >= 0.93, result
 
 
 def test_silence_gives_no_speech():
@@ -73,7 +73,7 @@ def test_pipeline_uses_multitrack_backend_for_track_sessions(store):
     assert records["speakers"]["backend"].startswith("multi-track")
     hyp = _ami_speakers(store, session_id, {f"p{i + 1}": name for i, name in enumerate(speakers)})
     score = der(read_rttm(DATA / "ami-group" / "mixture.rttm"), hyp, start_s=0, end_s=60)
-    assert score["der"] <= 0.12, score
+    assert score["der"] <= 0.09, score
 
 
 def test_pipeline_names_voices_from_enrolment_clips(store, pair):
@@ -96,9 +96,9 @@ def test_pipeline_names_voices_from_enrolment_clips(store, pair):
     backend = {r["stage"]: r for r in analyze(store, session_id)}["speakers"]["backend"]
     assert "2 of 2 enrolled voices recognised" in backend
     hyp = _ami_speakers(store, session_id, {"p1": "MEE012", "p2": "MEE009"})
-    assert named_accuracy(pair[pair.uri == "dev01"], hyp) >= 0.74
+    assert named_accuracy(pair[pair.uri == "dev01"], hyp) >= 0.76
 
 
 def test_multitrack_sources_with_bleed():
     result = multitrack(read_rttm(DATA / "ami-group" / "mixture.rttm"), -20.0)
-    assert result["DER"] <= 0.16 and result["naming"] >= 0.90, result
+    assert result["DER"] <= 0.095 and result["naming"] >= 0.93, result
