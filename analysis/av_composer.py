@@ -33,6 +33,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from analysis.diarization import frame_level_db
+
 SR = 16000                      # sound sample rate, Hz
 FPS = 25                        # GRID video frame rate
 FRAME_S = 0.01                  # truth resolution when measured from energy
@@ -94,9 +96,7 @@ def _energy_speech(y: np.ndarray) -> list[tuple[float, float]]:
     from scipy.signal import butter, sosfiltfilt
 
     y = sosfiltfilt(butter(4, 80, "highpass", fs=SR, output="sos"), y)  # GRID has sub-audio thumps
-    hop = int(SR * FRAME_S)
-    n = len(y) // hop
-    e = 10 * np.log10(np.mean(y[: n * hop].astype(np.float64).reshape(n, hop) ** 2, axis=1) + 1e-12)
+    e = frame_level_db(y, SR, frame_s=FRAME_S)
     noise, level = np.percentile(e, [10, 97])
     mask = e > (noise + level) / 2
     runs = _runs(mask)

@@ -34,6 +34,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from analysis.diarization import frame_level_db
+
 SR = 16000
 FRAME_S = 0.01                  # energy mask resolution, seconds
 MAX_INTERNAL_PAUSE_S = 0.8      # turn clips are split at pauses this long or longer
@@ -45,15 +47,6 @@ DEFAULT_DATA_ROOT = Path("../shared/data")
 # ----------------------------------------------------------------------------- audio helpers
 
 
-def energy_db(y: np.ndarray, sr: int = SR, *, frame_s: float = FRAME_S) -> np.ndarray:
-    """Frame energy in dBFS, shape (ceil(len(y) / (sr*frame_s)),), non-overlapping frames."""
-    hop = int(round(sr * frame_s))
-    n = int(np.ceil(len(y) / hop))
-    pad = np.zeros(n * hop, np.float32)
-    pad[: len(y)] = y
-    return 10 * np.log10(np.mean(pad.reshape(n, hop) ** 2, axis=1) + 1e-12)
-
-
 def speech_mask_energy(y: np.ndarray, sr: int = SR, *, threshold_db: float | None = None,
                        fill_gap_s: float = 0.1, min_run_s: float = 0.05) -> np.ndarray:
     """Boolean speech mask at ``FRAME_S`` from frame energy.
@@ -62,7 +55,7 @@ def speech_mask_energy(y: np.ndarray, sr: int = SR, *, threshold_db: float | Non
     frame energies (speech peaks minus 25 dB, but clearly above the noise floor).
     Gaps shorter than ``fill_gap_s`` are filled, runs shorter than ``min_run_s`` dropped.
     """
-    e = energy_db(y, sr)
+    e = frame_level_db(y, sr, frame_s=FRAME_S)
     if threshold_db is None:
         threshold_db = max(np.percentile(e, 95) - 25.0, np.percentile(e, 10) + 12.0)
     m = e > threshold_db
@@ -241,7 +234,7 @@ def load_library(data_root: str = str(DEFAULT_DATA_ROOT), *, include_grid: bool 
     srcs = sorted((ami / "sources").glob("source*.wav"))
     ys = [read_wav(p)[0] for p in srcs]
     masks = [speech_mask_energy(y) for y in ys]
-    energies = [energy_db(y) for y in ys]
+    energies = [frame_level_db(y, SR, frame_s=FRAME_S) for y in ys]
     for spk, g in rttm.groupby("speaker"):
         frames = [(int(a / FRAME_S), int(np.ceil(b / FRAME_S))) for a, b in zip(g.start_s, g.end_s)]
         score = [np.mean(np.concatenate([e[a:b] for a, b in frames])) for e in energies]

@@ -34,6 +34,7 @@ class DiarizationParams:
                                       # (low: quiet and distant talkers and word onsets count; on
                                       # AMI it adds < 0.5 % false alarm and removes 2-7 % missed)
     fill_pause_s: float = 0.15        # pauses shorter than this inside speech are filled
+    fit_edges: bool = True            # move speech edges to follow the level (below)
     edge_floor_db: float = 3.0        # a speech island's first and last frames must be this far
                                       # (dB, 50 ms mean) above the recording's noise floor (median
                                       # level of its non-speech): trims the VAD's hangover in quiet
@@ -83,13 +84,14 @@ def model_versions() -> dict:
     return {"silero-vad": version("silero-vad"), "resemblyzer": version("resemblyzer")}
 
 
-def frame_level_db(y: np.ndarray, sr: int) -> np.ndarray:
-    """RMS level in dB per :data:`FRAME_S` frame, shape (ceil(len(y) / sr / FRAME_S),)."""
-    hop = int(round(FRAME_S * sr))
+def frame_level_db(y: np.ndarray, sr: int, *, frame_s: float = FRAME_S) -> np.ndarray:
+    """Level in dBFS (mean power) of non-overlapping ``frame_s`` frames, the last one padded with
+    zeros: shape ``(ceil(len(y) / (sr * frame_s)),)``."""
+    hop = int(round(frame_s * sr))
     n = int(np.ceil(len(y) / hop))
-    padded = np.pad(y, (0, n * hop - len(y)))
-    rms = np.sqrt((padded.reshape(n, hop) ** 2).mean(1))
-    return 20 * np.log10(rms + 1e-7)
+    padded = np.zeros(n * hop)
+    padded[: len(y)] = y
+    return 10 * np.log10(np.mean(padded.reshape(n, hop) ** 2, axis=1) + 1e-12)
 
 
 def speech_mask(y: np.ndarray, sr: int, *, params: DiarizationParams = DiarizationParams()) -> np.ndarray:
@@ -108,7 +110,7 @@ def speech_mask(y: np.ndarray, sr: int, *, params: DiarizationParams = Diarizati
     mask = probs[idx] > params.vad_threshold
     mask = _fill_short_runs(mask, value=False, max_len=int(params.fill_pause_s / FRAME_S))
     mask = _fill_short_runs(mask, value=True, max_len=int(params.min_speech_s / FRAME_S))
-    return _fit_edges_to_level(mask, y, sr, params=params)
+    return _fit_edges_to_level(mask, y, sr, params=params) if params.fit_edges else mask
 
 
 def _fit_edges_to_level(mask: np.ndarray, y: np.ndarray, sr: int, *, params: DiarizationParams) -> np.ndarray:
@@ -119,7 +121,7 @@ def _fit_edges_to_level(mask: np.ndarray, y: np.ndarray, sr: int, *, params: Dia
     if mask.all() or not mask.any():
         return mask
     level = np.convolve(frame_level_db(y, sr), np.ones(5) / 5, mode="same")
-    level = np.pad(level, (0, max(0, len(mask) - len(level))), constant_values=-140.0)[: len(mask)]
+    level = np.pad(level, (0, max(0, len(mask) - len(level))), constant_values=-120.0)[: len(mask)]
     floor = np.median(level[~mask])
     quiet, loud = level < floor + params.edge_floor_db, level >= floor + params.edge_extend_db
     reach = int(params.edge_extend_s / FRAME_S)
@@ -165,15 +167,27 @@ def _fill_short_runs(mask: np.ndarray, *, value: bool, max_len: int) -> np.ndarr
     return out
 
 
-def window_embeddings(
-    y: np.ndarray, sr: int, mask: np.ndarray, *, params: DiarizationParams = DiarizationParams()
-) -> tuple[np.ndarray, np.ndarray]:
-    """Embed overlapping windows that hold speech.
+def ge2e_mel(y: np.ndarray, sr: int) -> np.ndarray:
+    """Resemblyzer's log-mel input for mono ``y`` at ``sr`` Hz, peak-normalised: shape
+    (10 ms frames, 40), aligned with :data:`FRAME_S` frames."""
+    from resemblyzer.audio import wav_to_mel_spectrogram
+
+    if sr != 16000:
+        import librosa
+
+        y = librosa.resample(np.asarray(y, np.float32), orig_sr=sr, target_sr=16000)
+    peak = np.abs(y).max() if len(y) else 0.0
+    return wav_to_mel_spectrogram(y / (peak or 1.0) * 0.5)
+
+
+def window_embeddings(mel: np.ndarray, mask: np.ndarray, *, params: DiarizationParams = DiarizationParams()
+                      ) -> tuple[np.ndarray, np.ndarray]:
+    """Embed the overlapping windows of ``mel`` (:func:`ge2e_mel`) that hold speech.
 
     Returns ``(starts_s, embeddings)``: window start times, shape ``(w,)``, and L2-normalised
     GE2E embeddings, shape ``(w, 256)``.
     """
-    from resemblyzer.audio import wav_to_mel_spectrogram
+    import torch
 
     encoder = _voice_encoder()
     win = int(params.window_s / FRAME_S)
@@ -181,15 +195,10 @@ def window_embeddings(
     starts = [s for s in range(0, max(len(mask) - win, 0) + 1, hop) if mask[s : s + win].mean() >= params.min_window_speech]
     if not starts:
         return np.zeros(0), np.zeros((0, 256), np.float32)
-    peak = np.abs(y).max() or 1.0
-    mel = wav_to_mel_spectrogram(y / peak * 0.5)  # (frames of 10 ms, 40)
-    import torch
-
     batch = np.stack([_pad(mel[s : s + win], win) for s in starts])
     with torch.no_grad():
         emb = encoder(torch.from_numpy(batch).float()).numpy()
-    emb /= np.linalg.norm(emb, axis=1, keepdims=True) + 1e-9
-    return np.asarray(starts) * FRAME_S, emb
+    return np.asarray(starts) * FRAME_S, _unit(emb)
 
 
 def _pad(block: np.ndarray, length: int) -> np.ndarray:
@@ -210,17 +219,14 @@ def speech_chunks(mask: np.ndarray, *, params: DiarizationParams = DiarizationPa
     return chunks
 
 
-def chunk_embeddings(y: np.ndarray, sr: int, chunks: list[tuple[int, int]]) -> np.ndarray:
-    """L2-normalised GE2E embedding of each chunk, shape ``(len(chunks), 256)``; chunks shorter
-    than the encoder's 1.6 s are tiled to that length."""
+def chunk_embeddings(mel: np.ndarray, chunks: list[tuple[int, int]]) -> np.ndarray:
+    """L2-normalised GE2E embedding of each chunk of ``mel`` (:func:`ge2e_mel`), shape
+    ``(len(chunks), 256)``; chunks shorter than the encoder's 1.6 s are tiled to that length."""
     import torch
-    from resemblyzer.audio import wav_to_mel_spectrogram
 
     if not chunks:
         return np.zeros((0, 256), np.float32)
     encoder = _voice_encoder()
-    peak = np.abs(y).max() or 1.0
-    mel = wav_to_mel_spectrogram(y / peak * 0.5)
     out = []
     with torch.no_grad():
         for a, b in chunks:
@@ -230,8 +236,7 @@ def chunk_embeddings(y: np.ndarray, sr: int, chunks: list[tuple[int, int]]) -> n
             if len(block) < 160:
                 block = np.concatenate([block] * int(np.ceil(160 / len(block))))
             out.append(encoder(torch.from_numpy(block[None]).float()).numpy()[0])
-    emb = np.asarray(out)
-    return emb / (np.linalg.norm(emb, axis=1, keepdims=True) + 1e-9)
+    return _unit(np.asarray(out))
 
 
 def cluster(emb: np.ndarray, n_speakers: int | None, *, params: DiarizationParams = DiarizationParams(),
@@ -289,14 +294,14 @@ def _zscore(x: np.ndarray) -> np.ndarray:
     return (x - x.mean()) / (x.std() + 1e-9) if x.size else x
 
 
-def speaker_scores(y: np.ndarray, sr: int, mask: np.ndarray, chunks: list[tuple[int, int]], chunk_labels: np.ndarray,
-                   chunk_emb: np.ndarray, *, params: DiarizationParams) -> tuple[np.ndarray, np.ndarray]:
+def speaker_scores(y: np.ndarray, sr: int, mel: np.ndarray, mask: np.ndarray, chunks: list[tuple[int, int]],
+                   chunk_labels: np.ndarray, chunk_emb: np.ndarray, *, params: DiarizationParams) -> tuple[np.ndarray, np.ndarray]:
     """How much each 10 ms frame sounds like each cluster, in session standard deviations.
 
     Returns ``(scores, centroids)``: shape ``(n_frames, k)`` (NaN where no window covers the
-    frame), the z-scored GE2E similarity of the covering windows plus ``mfcc_weight`` times the
-    z-scored MFCC-statistics similarity of the covering shorter windows; and the clusters' unit
-    GE2E centroids, shape ``(k, 256)``.
+    frame), the mean over the covering windows of their z-scored GE2E similarity plus
+    ``mfcc_weight`` times their z-scored MFCC-statistics similarity; and the clusters' unit GE2E
+    centroids, shape ``(k, 256)``.
     """
     n, k = len(mask), int(chunk_labels.max()) + 1
     weights = np.array([b - a for a, b in chunks], float)
@@ -305,20 +310,19 @@ def speaker_scores(y: np.ndarray, sr: int, mask: np.ndarray, chunks: list[tuple[
         return _unit(np.stack([(x[chunk_labels == c] * weights[chunk_labels == c, None]).sum(0) for c in range(k)]))
 
     centroids = cluster_means(chunk_emb)
-    starts, emb = window_embeddings(y, sr, mask, params=params)
-    scores = _spread(starts, _zscore(emb @ centroids.T), params.window_s, n) if len(emb) else np.full((n, k), np.nan)
+    starts, emb = window_embeddings(mel, mask, params=params)
+    if not len(emb):
+        return np.full((n, k), np.nan), centroids
+    similarity = _zscore(emb @ centroids.T)
     if params.mfcc_weight:
-        win, hop = int(params.window_s / FRAME_S), int(params.hop_s / FRAME_S)
-        spans = [(s, s + win) for s in range(0, max(n - win, 0) + 1, hop) if mask[s : s + win].mean() >= params.min_window_speech]
-        if spans:
-            stats = mfcc_statistics(y, sr, mask, spans + list(chunks), params=params)
-            window_stats, chunk_stats = stats[: len(spans)], stats[len(spans):]
-            mean, std = window_stats.mean(0), window_stats.std(0) + 1e-9
-            similarity = _unit((window_stats - mean) / std) @ cluster_means(_unit((chunk_stats - mean) / std)).T
-            spectral = _spread(np.array([s for s, _ in spans]) * FRAME_S, _zscore(similarity), params.window_s, n)
-            scores = np.where(np.isnan(scores), 0.0, scores) + params.mfcc_weight * np.where(np.isnan(spectral), 0.0, spectral)
-            scores[np.isnan(spectral) & np.isnan(scores)] = np.nan
-    return scores, centroids
+        win = int(params.window_s / FRAME_S)
+        spans = [(s, s + win) for s in (starts / FRAME_S).round().astype(int)]
+        stats = mfcc_statistics(y, sr, mask, spans + list(chunks), params=params)
+        window_stats, chunk_stats = stats[: len(spans)], stats[len(spans):]
+        mean, std = window_stats.mean(0), window_stats.std(0) + 1e-9
+        spectral = _unit((window_stats - mean) / std) @ cluster_means(_unit((chunk_stats - mean) / std)).T
+        similarity = similarity + params.mfcc_weight * _zscore(spectral)
+    return _spread(starts, similarity, params.window_s, n), centroids
 
 
 def _spread(starts_s: np.ndarray, window_sim: np.ndarray, window_s: float, n_frames: int) -> np.ndarray:
@@ -364,7 +368,8 @@ def diarize_frames(
     mask = speech_mask(y, sr, params=params)
     n = len(mask)
     chunks = speech_chunks(mask, params=params)
-    chunk_emb = chunk_embeddings(y, sr, chunks)
+    mel = ge2e_mel(y, sr)
+    chunk_emb = chunk_embeddings(mel, chunks)
     chunk_labels = cluster(chunk_emb, n_speakers, params=params,
                            weights=np.array([b - a for a, b in chunks], float) if chunks else None)
     k = int(chunk_labels.max()) + 1 if len(chunk_labels) else 1
@@ -372,7 +377,7 @@ def diarize_frames(
     for (a, b), c in zip(chunks, chunk_labels):
         prior[a:b, c] = params.chunk_prior
     if len(chunk_labels):
-        scores, centroids = speaker_scores(y, sr, mask, chunks, chunk_labels, chunk_emb, params=params)
+        scores, centroids = speaker_scores(y, sr, mel, mask, chunks, chunk_labels, chunk_emb, params=params)
         scores = np.where(np.isnan(scores), 0.0, scores) + prior  # uncovered frames keep their chunk label
         scores[~mask] = np.nan
     else:

@@ -10,36 +10,30 @@ from __future__ import annotations
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from analysis.diarization import FRAME_S, DiarizationParams, FrameDiarization, chunk_embeddings, speech_chunks, speech_mask
+from analysis.diarization import FRAME_S, DiarizationParams, FrameDiarization, chunk_embeddings, ge2e_mel, speech_chunks, speech_mask
 
 MIN_SIMILARITY = 0.5   # a cluster less similar than this to every print stays unnamed
 
 
 def voice_print(y: np.ndarray, sr: int, *, params: DiarizationParams = DiarizationParams()) -> np.ndarray | None:
     """Voice print of mono ``y`` at ``sr`` Hz: unit vector of shape (256,), None without speech."""
-    mask = speech_mask(y, sr, params=params)
-    chunks = speech_chunks(mask, params=params)
-    if not chunks:
-        return None
-    emb = chunk_embeddings(y, sr, chunks)
-    weights = np.array([b - a for a, b in chunks], float)
-    mean = (emb * weights[:, None]).sum(0)
-    return mean / (np.linalg.norm(mean) + 1e-9)
+    chunks = speech_chunks(speech_mask(y, sr, params=params), params=params)
+    return _print_of(ge2e_mel(y, sr), chunks) if chunks else None
 
 
 def cluster_centroids(y: np.ndarray, sr: int, labels: np.ndarray, *, params: DiarizationParams = DiarizationParams()) -> dict[int, np.ndarray]:
     """Voice print of each cluster's speech (frames labelled ``c`` in ``labels``)."""
-    out = {}
-    for c in sorted(set(labels[labels >= 0].tolist())):
-        own = labels == c
-        chunks = speech_chunks(own, params=params)
-        if not chunks:
-            continue
-        emb = chunk_embeddings(y, sr, chunks)
-        weights = np.array([b - a for a, b in chunks], float)
-        mean = (emb * weights[:, None]).sum(0)
-        out[c] = mean / (np.linalg.norm(mean) + 1e-9)
-    return out
+    mel = ge2e_mel(y, sr)
+    chunks = {c: speech_chunks(labels == c, params=params) for c in sorted(set(labels[labels >= 0].tolist()))}
+    return {c: _print_of(mel, own) for c, own in chunks.items() if own}
+
+
+def _print_of(mel: np.ndarray, chunks: list[tuple[int, int]]) -> np.ndarray:
+    """Duration-weighted mean GE2E embedding of ``chunks`` of ``mel``, unit length, shape (256,)."""
+    emb = chunk_embeddings(mel, chunks)
+    weights = np.array([b - a for a, b in chunks], float)
+    mean = (emb * weights[:, None]).sum(0)
+    return mean / (np.linalg.norm(mean) + 1e-9)
 
 
 def name_clusters(y: np.ndarray, sr: int, frames: FrameDiarization, prints: dict[str, np.ndarray], *,

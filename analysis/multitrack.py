@@ -51,8 +51,7 @@ class MultitrackParams:
     min_speech_s: float = 0.2        # s; shorter islands are dropped
     # Silero settings for every track, pinned here so the single-mic defaults can change without
     # moving this backend (no edge fitting: the level tests below decide what is the person's)
-    vad: DiarizationParams = DiarizationParams(vad_threshold=0.2, fill_pause_s=0.15, min_speech_s=0.2,
-                                               edge_floor_db=float("-inf"), edge_extend_s=0.0)
+    vad: DiarizationParams = DiarizationParams(vad_threshold=0.2, fill_pause_s=0.15, min_speech_s=0.2, fit_edges=False)
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -30,7 +30,8 @@ import time
 import numpy as np
 import pandas as pd
 
-from analysis.composer import FRAME_S, compose_set, energy_db
+from analysis.composer import FRAME_S, compose_set
+from analysis.diarization import frame_level_db
 from analysis.dynamics import DynamicsParams, analyse_dynamics, synthetic_session
 
 CLASSES = ("backchannel", "successful", "unsuccessful")
@@ -114,7 +115,7 @@ def track_tone_frames(tracks: dict, sr: int, *, frame_s: float = FRAME_S) -> pd.
     """Per-participant loudness frames (dBFS of each track; f0 not estimated: NaN)."""
     parts = []
     for pid, y in tracks.items():
-        e = energy_db(y, sr, frame_s=frame_s)
+        e = frame_level_db(y, sr, frame_s=frame_s)
         parts.append(pd.DataFrame({"participant_id": pid, "t_s": (np.arange(len(e)) + 0.5) * frame_s,
                                    "loudness_db": e, "f0_hz": np.nan}))
     return pd.concat(parts, ignore_index=True)
