@@ -17,7 +17,9 @@ $(BIN)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet -e ".[test]"
 	touch $@
 
+# Model files are fetched once here (sha256-checked) so that analysis itself works offline.
 setup: $(BIN)/.installed
+	$(BIN)/python -m analysis.models
 
 # Debian packages the tests need: Chromium for the dashboard test (Playwright drives it) and
 # PortAudio for live microphones (sounddevice; Playback says what to install when it is missing).

@@ -246,10 +246,10 @@ def name_speakers(frames: FrameDiarization, ids: list[str], faces: pd.DataFrame)
     level = calibrate_mouths(*found, speech) if found is not None else None
     if level is None or np.isnan(level).all():
         active = np.zeros((n, len(ids)), bool)
-        for c in range(min(k, len(ids))):
-            active[:, c] = labels == c
+        k = min(k, len(ids))
+        active[:, :k] = frames.activity()[:, :k]
         return activity_to_segments(active, ids, frames.confidence), audio_only + (
-            ", named in order of first speech" if len(ids) > 1 else "")
+            ", named in order of first speech" if len(ids) > 1 else "") + f"; {frames.overlap_note}"
     person_of = name_clusters(labels, level)
     voice = attribute(labels, person_of, None, people=len(ids))
     active = attribute(labels, person_of, level, speech)

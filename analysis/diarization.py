@@ -11,17 +11,24 @@ with a bonus for its own chunk's label; labels are smoothed and a speaker's shor
 Windows are matched to centroids on two voice descriptions, each z-scored within the session and
 summed: the GE2E embedding (trained on other recordings, so a far-field room blurs it) and the
 mean and covariance of the window's MFCCs (no training: it adapts to the session's own room and
-microphone). On the real AMI excerpts the sum is steadier than either alone. Where faces are visible, :func:`attach_mouth_activity` (in
-``analysis.audiovisual``) adds overlapped speech and names the clusters.
+microphone). On the real AMI excerpts the sum is steadier than either alone.
+
+Overlapped speech (``analysis.overlap``, pyannote/segmentation) adds a second speaker where two
+people talk at once: the cluster, other than the frame's own, that the frame's voice matches
+best. Without that model file the backend still runs, one speaker per frame, and says so. Where
+faces are visible, ``analysis.audiovisual`` names the clusters and corrects them by mouth activity.
 """
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 
 import numpy as np
 import pandas as pd
+
+from analysis.overlap import OverlapParams
 
 FRAME_S = 0.01  # label resolution, seconds
 
@@ -57,6 +64,7 @@ class DiarizationParams:
     same_speaker_pause_s: float = 1.0 # a pause this short between two stretches of one speaker is
                                       # part of their turn (DOMAIN.md's turn gap)
     max_speakers: int = 6             # upper bound when the speaker count is unknown
+    overlap: OverlapParams = OverlapParams()  # overlapped speech detection (analysis/overlap.py)
     pyannote_pipeline: str | None = field(default_factory=lambda: os.environ.get("PLAYBACK_PYANNOTE_PIPELINE") or None)
                                       # use pyannote.audio instead (analysis/pyannote_backend.py)
 
@@ -81,7 +89,9 @@ def _voice_encoder():
 def model_versions() -> dict:
     from importlib.metadata import version
 
-    return {"silero-vad": version("silero-vad"), "resemblyzer": version("resemblyzer")}
+    from analysis.overlap import model_version
+
+    return {"silero-vad": version("silero-vad"), "resemblyzer": version("resemblyzer"), "overlap": model_version()}
 
 
 def frame_level_db(y: np.ndarray, sr: int, *, frame_s: float = FRAME_S) -> np.ndarray:
@@ -344,22 +354,48 @@ def diarize(
 ) -> pd.DataFrame:
     """Speaker segments of ``y`` (float mono at ``sr`` Hz): columns ``start_s, end_s,
     participant_id, confidence`` with cluster labels ``spk0, spk1, ...`` (ordered by first
-    speech), sorted by start. Empty when there is no speech."""
+    speech), sorted by start; two people's segments overlap where both talk. Empty when there
+    is no speech."""
     frames = diarize_frames(y, sr, n_speakers=n_speakers, params=params)
-    return frames_to_segments(frames.labels, frames.confidence)
+    k = frames.scores.shape[1]
+    return activity_to_segments(frames.activity(), [f"spk{c}" for c in range(k)], frames.confidence)
 
 
 @dataclass
 class FrameDiarization:
     """Frame-level result: ``labels`` (n_frames,) int, -1 for non-speech; ``scores``
     (n_frames, k) similarity per cluster; ``confidence`` (n_frames,) in [0, 1]; ``centroids``
-    (k, 256) unit voice print of each cluster, in label order (None when not computed)."""
+    (k, 256) unit voice print of each cluster, in label order (None when not computed);
+    ``second`` (n_frames,) int, the cluster also speaking in overlapped frames, -1 elsewhere
+    (None when overlap detection did not run); ``overlap_note`` says how overlaps were found."""
 
     labels: np.ndarray
     scores: np.ndarray
     confidence: np.ndarray
     speech: np.ndarray
     centroids: np.ndarray | None = None
+    second: np.ndarray | None = None
+    overlap_note: str = "overlap detection off"
+
+    def activity(self) -> np.ndarray:
+        """Who speaks in each frame, shape (n_frames, k) bool (two clusters where overlapped)."""
+        k = self.scores.shape[1]
+        active = np.stack([self.labels == c for c in range(k)], 1) if k else np.zeros((len(self.labels), 0), bool)
+        if self.second is not None:
+            rows = np.flatnonzero(self.second >= 0)
+            active[rows, self.second[rows]] = True
+        return active
+
+    def relabelled(self, order: list[int]) -> "FrameDiarization":
+        """The same result with cluster ``order[j]`` renamed ``j``."""
+        new_of = {old: new for new, old in enumerate(order)}
+
+        def rename(values: np.ndarray | None) -> np.ndarray | None:
+            return None if values is None else np.array([new_of.get(int(v), -1) for v in values], int)
+
+        return FrameDiarization(labels=rename(self.labels), scores=self.scores[:, order], confidence=self.confidence,
+                                speech=self.speech, centroids=self.centroids[order] if self.centroids is not None else None,
+                                second=rename(self.second), overlap_note=self.overlap_note)
 
 
 def diarize_frames(
@@ -388,12 +424,39 @@ def diarize_frames(
     labels = _majority_filter(raw, int(params.smooth_s / FRAME_S), k) if k > 1 else raw
     labels = np.where(mask, labels, -1)
     labels = _fill_same_speaker_pauses(labels, int(params.same_speaker_pause_s / FRAME_S))
-    ordered = _relabel_by_first_appearance(labels)
     top2 = np.sort(np.nan_to_num(filled, neginf=0.0), axis=1)[:, -2:] if k > 1 else np.ones((n, 2))
     margin = np.clip((top2[:, -1] - top2[:, 0]) / 2, 0, 1) if k > 1 else np.ones(n)  # 2 std apart: sure
-    perm = _first_appearance_order(labels, k)
-    return FrameDiarization(labels=ordered, scores=scores[:, perm] if k > 1 else scores, confidence=margin, speech=mask,
-                            centroids=centroids[perm] if centroids is not None else None)
+    second, note = _second_speakers(y, sr, labels, filled, params=params.overlap)
+    frames = FrameDiarization(labels=labels, scores=scores, confidence=margin, speech=mask, centroids=centroids,
+                              second=second, overlap_note=note)
+    return frames.relabelled(_first_appearance_order(labels, k))
+
+
+def _second_speakers(y: np.ndarray, sr: int, labels: np.ndarray, scores: np.ndarray, *,
+                     params: OverlapParams) -> tuple[np.ndarray | None, str]:
+    """Per frame, the cluster also speaking where :mod:`analysis.overlap` finds overlapped
+    speech inside labelled speech (the best-matching other cluster; -1 elsewhere), and a note
+    for the record. ``(None, reason)`` when detection is off or its model is missing."""
+    from analysis import overlap
+    from analysis.models import SEGMENTATION
+    from capture.errors import ModelUnavailableError
+
+    k = scores.shape[1]
+    if not params.enabled:
+        return None, "overlap detection off"
+    try:
+        overlapped = overlap.overlap_mask(y, sr, len(labels), params=params) & (labels >= 0)
+    except ModelUnavailableError as exc:
+        logging.getLogger(__name__).warning("Overlapped speech is not detected: %s", exc)
+        return None, f"overlapped speech not detected (model file {SEGMENTATION.filename} missing)"
+    second = np.full(len(labels), -1)
+    if k > 1:
+        others = scores.copy()
+        speaking = labels >= 0
+        others[np.flatnonzero(speaking), labels[speaking]] = -np.inf
+        overlapped &= np.isfinite(others.max(1))  # filled pauses have no voice to match
+        second[overlapped] = others[overlapped].argmax(1)
+    return second, f"overlaps from {overlap.model_version()}: {(second >= 0).sum() * FRAME_S:.1f} s"
 
 
 def _fill_same_speaker_pauses(labels: np.ndarray, max_len: int) -> np.ndarray:
@@ -425,13 +488,6 @@ def _first_appearance_order(labels: np.ndarray, k: int) -> list[int]:
             if len(seen) == k:
                 break
     return seen + [c for c in range(k) if c not in seen]
-
-
-def _relabel_by_first_appearance(labels: np.ndarray) -> np.ndarray:
-    k = int(labels.max()) + 1 if (labels >= 0).any() else 0
-    order = _first_appearance_order(labels, k)
-    mapping = {old: new for new, old in enumerate(order)}
-    return np.array([mapping.get(int(v), -1) for v in labels]) if k else labels
 
 
 def frames_to_segments(labels: np.ndarray, confidence: np.ndarray | None = None, *, prefix: str = "spk") -> pd.DataFrame:

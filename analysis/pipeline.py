@@ -174,12 +174,8 @@ def _order_clusters_by_participant(frames: diarization.FrameDiarization, seat_of
     unnamed clusters take the remaining numbers in order of first speech."""
     k = frames.scores.shape[1]
     free = [j for j in range(k) if j not in seat_of.values()]
-    order = {c: seat_of[c] if c in seat_of else free.pop(0) for c in range(k)}
-    labels = np.array([order.get(int(v), -1) if v >= 0 else -1 for v in frames.labels])
-    inverse = [old for old, _ in sorted(order.items(), key=lambda item: item[1])]
-    return diarization.FrameDiarization(
-        labels=labels, scores=frames.scores[:, inverse], confidence=frames.confidence, speech=frames.speech,
-        centroids=frames.centroids[inverse] if frames.centroids is not None else None)
+    seat = {c: seat_of[c] if c in seat_of else free.pop(0) for c in range(k)}
+    return frames.relabelled([old for old, _ in sorted(seat.items(), key=lambda item: item[1])])
 
 
 def _speakers_multitrack(s: Session, p: Params, hook: ProgressHook) -> tuple[Outputs, dict]:

@@ -22,7 +22,7 @@ sys.path.insert(0, str(ROOT))
 DATA = ROOT.parent / "shared" / "data"
 
 import analysis  # noqa: E402,F401
-from analysis.diarization import diarize_frames, frames_to_segments  # noqa: E402
+from analysis.diarization import activity_to_segments, diarize_frames  # noqa: E402
 from analysis.enrolment import name_clusters, speech_from_segments, voice_print  # noqa: E402
 from analysis.evaluation import der, read_rttm  # noqa: E402
 from analysis.multitrack import diarize_tracks  # noqa: E402
@@ -71,7 +71,9 @@ def single_mic(name: str, wav: Path, ref: pd.DataFrame, n: int) -> dict:
     started = time.perf_counter()
     frames = diarize_frames(y, sr, n_speakers=n)
     elapsed = time.perf_counter() - started
-    return row(name, "single mic (embedded)", ref, frames_to_segments(frames.labels), elapsed, len(y) / sr)
+    k = frames.scores.shape[1]
+    hyp = activity_to_segments(frames.activity(), [f"spk{c}" for c in range(k)])
+    return row(name, "single mic (embedded)", ref, hyp, elapsed, len(y) / sr)
 
 
 def cross_session(ref: pd.DataFrame) -> dict:
@@ -84,13 +86,10 @@ def cross_session(ref: pd.DataFrame) -> dict:
     frames = diarize_frames(y1, sr, n_speakers=len(prints))
     names = name_clusters(y1, sr, frames, prints)
     elapsed = time.perf_counter() - started
-    labels = np.array([names[l][0] if l in names else "unknown" for l in frames.labels], dtype=object)
-    labels[frames.labels < 0] = None
-    segments = []
-    for person in prints:
-        seg = frames_to_segments(np.where(labels == person, 0, -1))
-        segments.append(seg.assign(participant_id=person))
-    hyp = pd.concat(segments, ignore_index=True)
+    active = frames.activity()
+    people = [names[c][0] if c in names else f"unknown{c}" for c in range(active.shape[1])]
+    hyp = activity_to_segments(active, people)
+    hyp = hyp[hyp.participant_id.isin(list(prints))]
     return row("dev01 named from dev00", "single mic + enrolment", r1, hyp, elapsed, len(y1) / sr, named_accuracy(r1, hyp))
 
 

