@@ -54,7 +54,7 @@ import pandas as pd
 from scipy.ndimage import maximum_filter1d, uniform_filter1d
 from scipy.optimize import linear_sum_assignment
 
-from analysis.diarization import FRAME_S, FrameDiarization, activity_to_segments
+from analysis.diarization import FRAME_S, FrameDiarization, activity_to_segments, hysteresis
 from analysis.expressions import mouth_activity
 
 MIN_FACE_COVERAGE = 0.5     # share of sampled frames in which a face must be seen to use it
@@ -154,7 +154,7 @@ def attribute(labels: np.ndarray, person_of: dict[int, int], level: np.ndarray |
     if level is None:
         return voice
     speech = (labels >= 0) if speech is None else (speech & (labels >= 0))
-    moving = _hysteresis(np.nan_to_num(level, nan=0.0), MOVING_ON, MOVING_OFF)
+    moving = hysteresis(np.nan_to_num(level, nan=0.0), MOVING_ON, MOVING_OFF)
     lead, lag = mouth_timing(moving, labels, person_of, speech, ~np.isnan(level))
     sounding = _trim_runs(moving, lead, lag, sound=speech)
     moving = speech[:, None] & sounding
@@ -215,17 +215,6 @@ def _trim_runs(mask: np.ndarray, lead: np.ndarray, lag: np.ndarray, sound: np.nd
         for start, end in _runs_of(column):
             if end - lag[j] > start + lead[j]:
                 out[start + lead[j]:end - lag[j], j] = True
-    return out
-
-
-def _hysteresis(level: np.ndarray, on: float, off: float) -> np.ndarray:
-    """Per column: True from where ``level`` rises above ``on`` until it falls below ``off``."""
-    out = np.zeros(level.shape, bool)
-    for j in range(level.shape[1]):
-        state = False
-        for i, v in enumerate(level[:, j]):
-            state = v > on or (state and v >= off)
-            out[i, j] = state
     return out
 
 

@@ -28,7 +28,7 @@ from functools import lru_cache
 import numpy as np
 import pandas as pd
 
-from analysis.overlap import OverlapParams
+from analysis.overlap import OverlapParams, model_version
 
 FRAME_S = 0.01  # label resolution, seconds
 
@@ -88,8 +88,6 @@ def _voice_encoder():
 
 def model_versions() -> dict:
     from importlib.metadata import version
-
-    from analysis.overlap import model_version
 
     return {"silero-vad": version("silero-vad"), "resemblyzer": version("resemblyzer"), "overlap": model_version()}
 
@@ -164,6 +162,19 @@ def _runs(mask: np.ndarray) -> list[tuple[int, int, bool]]:
     starts = np.r_[0, change]
     ends = np.r_[change, mask.size]
     return [(int(s), int(e), bool(mask[s])) for s, e in zip(starts, ends)]
+
+
+def hysteresis(level: np.ndarray, on: float, off: float) -> np.ndarray:
+    """True from where ``level`` rises above ``on`` until it falls below ``off``; per column
+    when ``level`` is 2-D (same shape out, bool)."""
+    columns = level.reshape(len(level), -1)
+    out = np.zeros(columns.shape, bool)
+    for j in range(columns.shape[1]):
+        state = False
+        for i, v in enumerate(columns[:, j]):
+            state = v > on or (state and v >= off)
+            out[i, j] = state
+    return out.reshape(level.shape)
 
 
 def _fill_short_runs(mask: np.ndarray, *, value: bool, max_len: int) -> np.ndarray:

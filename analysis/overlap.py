@@ -106,24 +106,13 @@ def overlap_probability(starts_s: np.ndarray, activity: np.ndarray, n_frames: in
     return np.divide(total, count, out=np.zeros(n_frames), where=count > 0)
 
 
-def hysteresis(probability: np.ndarray, *, onset: float, offset: float) -> np.ndarray:
-    """Boolean mask that switches on above ``onset`` and off below ``offset``."""
-    above_on, above_off = probability > onset, probability > offset
-    out = np.zeros(len(probability), bool)
-    on = False
-    for i in range(len(probability)):
-        on = above_off[i] if on else above_on[i]
-        out[i] = on
-    return out
-
-
 def overlap_mask(y: np.ndarray, sr: int, n_frames: int, *, params: OverlapParams = OverlapParams()) -> np.ndarray:
     """Frames (10 ms, shape ``(n_frames,)``) where two or more people speak at once."""
-    from analysis.diarization import _fill_short_runs
+    from analysis.diarization import _fill_short_runs, hysteresis
 
     if len(y) < sr * 0.5:
         return np.zeros(n_frames, bool)
     starts, activity = speaker_activity(y, sr, params=params)
-    mask = hysteresis(overlap_probability(starts, activity, n_frames), onset=params.onset, offset=params.offset)
+    mask = hysteresis(overlap_probability(starts, activity, n_frames), params.onset, params.offset)
     mask = _fill_short_runs(mask, value=False, max_len=int(params.min_off_s / FRAME_S))
     return _fill_short_runs(mask, value=True, max_len=int(params.min_on_s / FRAME_S))
