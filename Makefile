@@ -9,13 +9,23 @@ SHARED_MODELS := $(abspath ../shared/models)
 export PLAYBACK_MODEL_DIR ?= $(if $(wildcard $(SHARED_MODELS)/face_landmarker.task),$(SHARED_MODELS),)
 export PYANNOTE_METRICS_ENABLED := 0
 
-.PHONY: setup system-deps demo test benchmark clean
+.PHONY: setup system-deps demo test benchmark lock clean
 
-$(BIN)/.installed: pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e ".[test]"
-	touch $@
+# The environment is the exact lock (requirements.lock), nothing floating. scripts/setup_venv.py
+# checks Python, disk and compiler first and ends every failure in one line saying what to do.
+$(BIN)/.installed: requirements.lock pyproject.toml scripts/setup_venv.py
+	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "setup: $(PYTHON) was not found: install Python 3.12 (Debian/Ubuntu: apt-get install python3.12 python3.12-venv; macOS: brew install python@3.12), or run make PYTHON=/path/to/python3.12" >&2; exit 1; }
+	@$(PYTHON) scripts/setup_venv.py --python $(PYTHON) $(if $(filter command line,$(origin PYTHON)),--explicit-python) --venv $(VENV) --lock requirements.lock
+	@touch $@
+
+# Regenerate the lock after changing a dependency in pyproject.toml: versions already in the
+# lock are kept unless pyproject.toml rules them out; `make lock UPGRADE=1` moves everything to
+# the newest releases within pyproject.toml's ranges. Commit the lock with the change.
+LOCK_TOOL := uv==0.13.9
+lock:
+	@test -x .lock-tool/bin/uv || { $(PYTHON) -m venv .lock-tool && .lock-tool/bin/pip install --quiet $(LOCK_TOOL); }
+	.lock-tool/bin/uv pip compile pyproject.toml --extra test --universal --python-version 3.11 \
+	  --custom-compile-command "make lock" $(if $(UPGRADE),--upgrade) -o requirements.lock
 
 # Model files are fetched once here (sha256-checked) so that analysis itself works offline.
 setup: $(BIN)/.installed
@@ -52,4 +62,4 @@ benchmark: setup
 	$(BIN)/python benchmarks/vault_overhead.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache tests/artifacts
+	rm -rf $(VENV) .lock-tool .pytest_cache tests/artifacts
