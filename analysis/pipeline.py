@@ -21,6 +21,7 @@ import pandas as pd
 from analysis import diarization, dynamics, enrolment, expressions, faces, multitrack, tone
 from analysis.audiovisual import name_speakers
 from capture.media import AUDIO_RATE_HZ, decode_wav
+from capture.errors import IntegrityError
 from capture.store import Store, utc_now
 
 CODE_VERSION = "0.1.0"
@@ -346,6 +347,21 @@ def run_json_path(stage: str) -> str:
     return f"derived/{stage}.run.json"
 
 
+def _previous_run(store: Store, session_id: str, stage: str) -> tuple[dict | None, list[str]]:
+    """The stage's last run record and the stored files of that run that are missing or fail
+    authentication (a damaged record counts as damaged itself): a stage is skipped only when
+    everything it wrote is intact, not merely present."""
+    rel = run_json_path(stage)
+    if not store.exists(session_id, rel):
+        return None, []
+    try:
+        previous = store.read_json(session_id, rel)
+    except (IntegrityError, ValueError):
+        return None, [rel]
+    outputs = [f"derived/{out}" for out in previous.get("outputs", [])]
+    return previous, [out for out in outputs if not store.is_intact(session_id, out)]
+
+
 def analyze(store: Store, session_id: str, *, params: Params | None = None, hook: ProgressHook = no_progress,
             force: bool = False) -> list[dict]:
     """Run every stage of ``session_id``; returns the run records (``status`` is ``ran`` or
@@ -368,9 +384,9 @@ def analyze(store: Store, session_id: str, *, params: Params | None = None, hook
             {"stage": stage.name, "version": stage.version, "code": CODE_VERSION, "params": stage_params,
              "participants": session.participant_ids, "consent": consent, "inputs": inputs},
             sort_keys=True).encode()).hexdigest()
-        previous = store.read_json(session_id, run_json_path(stage.name)) if store.exists(session_id, run_json_path(stage.name)) else None
-        if (not force and previous and previous.get("fingerprint") == fingerprint and previous.get("status") == "ok"
-                and all(store.exists(session_id, f"derived/{out}") for out in previous.get("outputs", []))):
+        previous, damaged = _previous_run(store, session_id, stage.name)
+        if (not force and not damaged and previous and previous.get("fingerprint") == fingerprint
+                and previous.get("status") == "ok"):
             fingerprints[stage.name] = fingerprint
             records.append({**previous, "this_run": "skipped"})
             hook(stage.name, completed=1, total=1)
@@ -390,6 +406,6 @@ def analyze(store: Store, session_id: str, *, params: Params | None = None, hook
         }
         store.write_json(session_id, run_json_path(stage.name), record)
         fingerprints[stage.name] = fingerprint
-        records.append({**record, "this_run": "ran"})
+        records.append({**record, "this_run": "ran", "repaired": damaged})
     store.set_status(session_id, "analysed")
     return records

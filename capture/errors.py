@@ -39,3 +39,7 @@ class IntegrityError(ArtifactError):
 
 class AuditError(PlaybackError):
     """The audit log's hash chain does not verify (an entry was edited, removed or cut)."""
+
+
+class StoreIndexMissingError(PlaybackError):
+    """The store's index (which holds the session keys) is missing while sessions exist."""

@@ -4,7 +4,9 @@
 whose status is ``recording`` and whose capture lock is free (the recording process is gone:
 the kernel releases its lock however it ended, ``kill -9`` included) is assembled from every
 sealed segment and marked ``interrupted``. A capture that died before sealing anything becomes
-an ``interrupted`` session of 0 s, kept so the therapist sees what happened.
+an ``interrupted`` session of 0 s, kept so the therapist sees what happened. An import or
+recording whose creation was killed after its files were complete is finished first
+(:meth:`Store.recover_pending`).
 """
 from __future__ import annotations
 
@@ -23,9 +25,10 @@ def recover_interrupted(store: Store) -> list[str]:
 
     recovered = []
     try:
+        recovered += store.recover_pending()
         rows = store.list_sessions()
     except PlaybackError:
-        return []
+        return recovered
     for row in rows:
         if row.status != "recording":
             continue

@@ -43,14 +43,16 @@ import pandas as pd
 
 from capture import vault
 from capture.audit import AuditLog
-from capture.errors import (ArtifactError, PlaybackError, SessionNotFoundError, StoreLockedError,
-                            WrongPassphraseError)
+from capture.errors import (ArtifactError, IntegrityError, PlaybackError, SessionNotFoundError,
+                            StoreIndexMissingError, StoreLockedError, WrongPassphraseError)
 
 SCHEMA_VERSION = 1
 DEFAULT_RETENTION_DAYS = 90          # editable per session; PLAYBACK_RETENTION_DAYS changes the default
 MIN_PASSPHRASE_CHARS = 8
 FREE_ATTEMPTS = 3                    # wrong passphrases before waiting is enforced
 MEMORY_FILE_MAX_BYTES = 1 << 30      # media_path decrypts into memory up to this size
+INDEX_NAME = "index.sqlite"
+PENDING = "pending:"                 # status prefix of a session whose creation has not finished
 
 
 def default_store_root() -> Path:
@@ -118,7 +120,9 @@ class Store:
     # ----- index -------------------------------------------------------------------------
     def _connect(self) -> sqlite3.Connection:
         self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
-        con = sqlite3.connect(self.root / "index.sqlite", timeout=30)
+        if not (self.root / INDEX_NAME).exists():
+            self._refuse_lost_index()
+        con = sqlite3.connect(self.root / INDEX_NAME, timeout=30)
         con.execute("PRAGMA secure_delete = ON")   # a deleted wrapped key is overwritten, not left in a free page
         con.execute(
             "CREATE TABLE IF NOT EXISTS sessions (session_id TEXT PRIMARY KEY, created_utc TEXT"
@@ -135,6 +139,17 @@ class Store:
             " last_failure REAL NOT NULL DEFAULT 0)"
         )
         return con
+
+    def _refuse_lost_index(self) -> None:
+        """A store that has sessions or an audit log but no index lost its keys: say so, and never
+        create a fresh index (and vault) over it."""
+        sessions = self.root / "sessions"
+        folders = [p for p in sessions.iterdir() if p.is_dir()] if sessions.is_dir() else []
+        if folders or (self.root / "audit.log").is_file():
+            raise StoreIndexMissingError(
+                f"The store at {self.root} has {len(folders)} session folder(s) and an audit log but no "
+                f"{INDEX_NAME}, which holds the session keys: restore {INDEX_NAME} from your backup into "
+                "that folder; Playback will not create a new one over existing sessions.")
 
     def list_sessions(self) -> list[SessionRow]:
         """All sessions, newest first (ids, dates and status only: no key needed)."""
@@ -184,22 +199,59 @@ class Store:
         until = (date.today() + timedelta(days=retention_days or default_retention_days())).isoformat()
         try:
             yield session_id
-            final = self.root / "sessions" / session_id
-            final.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            os.replace(staging, final)
+            # The row (with the key) is written before the folder moves, marked pending: a kill
+            # at any point leaves either nothing readable or a pending row that
+            # recover_pending() finishes. The folder never sits in sessions/ without its key.
             with contextlib.closing(self._connect()) as con, con:
                 con.execute(
                     "INSERT INTO sessions (session_id, created_utc, status, duration_s, schema_version,"
                     " retention_until, wrapped_key) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (session_id, utc_now(), status, duration_s, SCHEMA_VERSION, until, wrapped),
+                    (session_id, utc_now(), PENDING + status, duration_s, SCHEMA_VERSION, until, wrapped),
                 )
+            self._publish(session_id, status)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             self._keys.pop(session_id, None)
+            with contextlib.suppress(Exception), contextlib.closing(self._connect()) as con, con:
+                con.execute("DELETE FROM sessions WHERE session_id=? AND status LIKE ?", (session_id, PENDING + "%"))
             raise
         finally:
             self._staging.pop(session_id, None)
         self.audit("record" if status == "recording" else "import", session_id)
+
+    def _publish(self, session_id: str, status: str) -> None:
+        """Move a pending session's folder from staging into sessions/ and give it ``status``."""
+        staging = self.root / "staging" / session_id
+        if staging.is_dir():
+            final = self.root / "sessions" / session_id
+            final.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            os.replace(staging, final)
+        with contextlib.closing(self._connect()) as con, con:
+            con.execute("UPDATE sessions SET status=? WHERE session_id=?", (status, session_id))
+
+    def recover_pending(self) -> list[str]:
+        """Finish sessions whose creation was killed after their files were complete (row
+        marked pending); a pending row whose folder is gone is erased. Returns the finished ids."""
+        finished = []
+        with contextlib.closing(self._connect()) as con:
+            rows = con.execute("SELECT session_id, status FROM sessions WHERE status LIKE ?", (PENDING + "%",)).fetchall()
+        for session_id, status in rows:
+            if (self.root / "staging" / session_id).is_dir() or (self.root / "sessions" / session_id).is_dir():
+                self._publish(session_id, status[len(PENDING):])
+                finished.append(session_id)
+            else:
+                with contextlib.closing(self._connect()) as con, con:
+                    con.execute("UPDATE sessions SET wrapped_key = NULL WHERE session_id=?", (session_id,))
+                    con.execute("DELETE FROM sessions WHERE session_id=?", (session_id,))
+        return finished
+
+    def orphan_folders(self) -> list[Path]:
+        """Session folders with no row in the index: their key is not here, so they cannot be read."""
+        folder = self.root / "sessions"
+        if not folder.is_dir():
+            return []
+        known = {row.session_id for row in self.list_sessions()}
+        return sorted(path for path in folder.iterdir() if path.is_dir() and path.name not in known)
 
     def delete_session(self, session_id: str, *, reason: str = "delete", role: str | None = None) -> None:
         """Crypto-erase: destroy the session's wrapped key (overwritten in the index), then
@@ -236,8 +288,9 @@ class Store:
             self.delete_session(session_id, reason="sweep", role="system")
         staging = self.root / "staging"
         if staging.is_dir():
+            pending = {row.session_id for row in self.list_sessions()}   # finished by recover_pending
             for leftover in staging.iterdir():
-                if leftover.name not in self._staging and time.time() - leftover.stat().st_mtime > 24 * 3600:
+                if leftover.name not in self._staging and leftover.name not in pending and time.time() - leftover.stat().st_mtime > 24 * 3600:
                     shutil.rmtree(leftover, ignore_errors=True)
         if expired:
             return expired
@@ -305,6 +358,22 @@ class Store:
         key = self._data_key(session_id)
         with open(path, "rb") as fh:
             return b"".join(vault.iter_decrypt(key, self._aad_name(session_id, path), fh))
+
+    def is_intact(self, session_id: str, rel: str) -> bool:
+        """Whether ``rel`` exists and every chunk of it authenticates (streamed, nothing kept)."""
+        path = self._path(session_id, rel)
+        if not path.is_file():
+            return False
+        if self._plaintext:
+            return True
+        key = self._data_key(session_id)
+        try:
+            with open(path, "rb") as fh:
+                for _chunk in vault.iter_decrypt(key, self._aad_name(session_id, path), fh):
+                    pass
+        except IntegrityError:
+            return False
+        return True
 
     def write_json(self, session_id: str, rel: str, obj) -> None:
         self.write_bytes(session_id, rel, json.dumps(obj, indent=2, default=_json_default).encode())
@@ -406,7 +475,7 @@ class Store:
         if wait > 0:
             self.audit(failure_action, detail="rate_limited")
             raise WrongPassphraseError(
-                f"Too many wrong passphrases ({failed}); wait {wait:.0f} s before trying again.")
+                f"Too many wrong passphrases ({failed}); wait {_wait_text(wait)} before trying again.")
         master = vault.derive_master(passphrase or "", _json.loads(kdf))
         if not vault.passphrase_matches(master, check):
             with contextlib.closing(self._connect()) as con, con:
@@ -416,7 +485,7 @@ class Store:
             later = _retry_wait(failed + 1)
             raise WrongPassphraseError(
                 f"That passphrase does not open the store at {self.root}; check it and try again"
-                + (f" in {later:.0f} s." if later else "."))
+                + (f" in {_wait_text(later)}." if later else "."))
         if failed:
             with contextlib.closing(self._connect()) as con, con:
                 con.execute("UPDATE vault SET failed_attempts = 0, last_failure = 0 WHERE id = 1")
@@ -447,6 +516,10 @@ class Store:
             return self
         if not passphrase:
             raise StoreLockedError(self._locked_message())
+        if len(passphrase) < MIN_PASSPHRASE_CHARS and not (self.root / INDEX_NAME).is_file():
+            # a new store: refuse a short passphrase before anything (index included) is written
+            self._refuse_lost_index()
+            raise WrongPassphraseError(f"Choose a passphrase of at least {MIN_PASSPHRASE_CHARS} characters.")
         if not self.has_vault:
             self.create_vault(passphrase)
             return self
@@ -596,6 +669,11 @@ def _retry_wait(failed: int) -> float:
     """Seconds to wait after ``failed`` wrong passphrases in a row: none for the first few,
     then 5 s doubling up to 5 minutes."""
     return 0.0 if failed < FREE_ATTEMPTS else float(min(5 * 2 ** (failed - FREE_ATTEMPTS), 300))
+
+
+def _wait_text(seconds: float) -> str:
+    """A wait for a message, rounded up to whole seconds and never "0 s" (0.2 s left is "1 s")."""
+    return f"{max(1, int(-(-seconds // 1)))} s"
 
 
 @contextlib.contextmanager

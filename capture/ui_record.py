@@ -28,7 +28,8 @@ def recover_once(store: Store) -> None:
     st.session_state.record_recovered_for = str(store.root)
     recovered = recover_interrupted(store)
     if recovered:
-        st.toast(f"Recovered {len(recovered)} interrupted recording(s): " + ", ".join(recovered))
+        st.toast(f"Recovered {len(recovered)} session(s) left unfinished by a process that stopped: "
+                 + ", ".join(recovered))
 
 
 def _people(text: str) -> list[dict]:
