@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -47,7 +49,9 @@ def _recover(store: Store) -> None:
     from capture.recovery import recover_interrupted
 
     for session_id in recover_interrupted(store):
-        print(f"Recovered interrupted recording {session_id} (status: interrupted).", file=sys.stderr)
+        status = store.session_row(session_id).status
+        print(f"Recovered session {session_id}, left unfinished by a process that stopped (status: {status}).",
+              file=sys.stderr)
 
 
 def cmd_import(args) -> int:
@@ -87,17 +91,19 @@ def cmd_analyze(args) -> int:
         close()
     for record in records:
         state = "skipped (unchanged)" if record["this_run"] == "skipped" else f"{record['seconds']:.1f} s"
+        if record.get("repaired"):
+            state += f", re-run because {', '.join(record['repaired'])} failed its integrity check"
         print(f"  {record['stage']:<12} {state}", file=sys.stderr)
     print(f"Analysed session {args.session_id}.", file=sys.stderr)
     return 0
 
 
 def cmd_export(args) -> int:
-    from analysis.export import export
+    from analysis.export import export, write_export
 
     store = _store(args)
     text = export(store, args.session_id, args.format)
-    Path(args.out).write_text(text)
+    write_export(args.out, text)
     store.audit("export", args.session_id, detail=args.format)
     print(f"Wrote {args.format.upper()} to {args.out}", file=sys.stderr)
     return 0
@@ -128,13 +134,33 @@ def dashboard_command(store_root: Path, port: int = DASHBOARD_PORT) -> list[str]
 
 def cmd_dashboard(args) -> int:
     store = _store(args, unlock=False)      # the dashboard asks for the passphrase itself
+    with socket.socket() as probe:
+        if probe.connect_ex(("127.0.0.1", args.port)) == 0:
+            raise PlaybackError(f"Port {args.port} is already in use (another dashboard?); "
+                                "stop it or choose another with --port N.")
     print(f"Playback dashboard: http://127.0.0.1:{args.port}  (Ctrl+C to stop)", flush=True)
     env = {**{k: v for k, v in os.environ.items() if k != "PLAYBACK_PASSPHRASE"},  # asked in the browser
            "PLAYBACK_STORE": str(store.root), "PYANNOTE_METRICS_ENABLED": "0"}
+    server = subprocess.Popen(dashboard_command(store.root, args.port), env=env)
+
+    def stop_server(signum, _frame):
+        """Stopping ``playback dashboard`` stops the server too (it holds decrypted data)."""
+        server.terminate()
+        raise SystemExit(128 + signum)
+
+    for signum in (signal.SIGTERM, getattr(signal, "SIGHUP", signal.SIGTERM)):
+        signal.signal(signum, stop_server)
     try:
-        return subprocess.call(dashboard_command(store.root, args.port), env=env)
+        return server.wait()
     except KeyboardInterrupt:
         return 0
+    finally:
+        if server.poll() is None:
+            server.terminate()
+            try:
+                server.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                server.kill()
 
 
 def cmd_demo(args) -> int:
@@ -170,8 +196,15 @@ def _find_sample_session(store: Store) -> str | None:
     return None
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with the project's error convention: one line on stderr, exit code 2."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: {message} (see '{self.prog} --help').\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="playback", description="Review consented couples and group sessions.")
+    parser = _Parser(prog="playback", description="Review consented couples and group sessions.")
     parser.add_argument("--store", type=Path, default=None,
                         help="store folder (default: $PLAYBACK_STORE or the per-user data folder)")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -216,6 +249,17 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("playback: interrupted.", file=sys.stderr)
         return 130
+    except Exception as exc:  # noqa: BLE001  (the last guard: never a traceback; PLAYBACK_DEBUG=1 shows it)
+        if os.environ.get("PLAYBACK_DEBUG"):
+            raise
+        print(f"playback: {one_line(exc)}", file=sys.stderr)
+        return 2
+
+
+def one_line(exc: BaseException) -> str:
+    """An unexpected exception as one readable line: its class name and message."""
+    message = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
 
 
 if __name__ == "__main__":

@@ -398,6 +398,8 @@ def analyse_dynamics(
     names: Mapping[str, str] | None = None,
     tone_frames: pd.DataFrame | None = None,
     session_end_s: float | None = None,
+    audio: bool = True,
+    voice_analysed: bool = True,
 ) -> DynamicsResult:
     """Turns, overlaps, backchannels, interruptions, latencies and silences of a conversation.
 
@@ -413,6 +415,10 @@ def analyse_dynamics(
         ``f0_hz`` (Hz, NaN when unvoiced), optionally ``participant_id`` (per-person tracks;
         without it, the single mixture). Enables the competitive/cooperative attribute.
     session_end_s : session length in seconds, to report a trailing silence.
+    audio : False when the recording has no sound at all: instead of a silence, one ``no_audio``
+        event spans the session saying that speech could not be analysed.
+    voice_analysed : False when nobody agreed to voice analysis: the same ``no_audio`` event says
+        so instead of reporting a silence.
 
     Returns
     -------
@@ -636,6 +642,13 @@ def analyse_dynamics(
             bounds_e.append(e)
             before.append(prev)
             after.append(nxt)
+    elif not audio or not voice_analysed:
+        end = float(session_end_s or 0.0)
+        why = ("This recording has no audio, so no speech analysis was possible" if not audio else
+               "Nobody agreed to voice analysis, so speech was not analysed")
+        events.append(dict(start=0.0, end=end, kind="no_audio", L=None, S=None, label="no audio", value=end,
+                           conf=1.0, text=f"{why}: who spoke when, turns, interruptions, silences and tone "
+                                          "are not available."))
     elif session_end_s is not None and session_end_s >= p.silence_min_s:
         bounds_s, bounds_e, before, after = [0.0], [float(session_end_s)], [None], [None]
     for s, e, prev, nxt in zip(bounds_s, bounds_e, before, after):

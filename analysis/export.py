@@ -2,9 +2,17 @@
 from __future__ import annotations
 
 import io
+import os
+from pathlib import Path
 
+import pandas as pd
 
+from capture.errors import PlaybackError
 from capture.store import Store
+
+# A cell starting with one of these is taken as a formula by spreadsheets (CSV injection);
+# such cells get a leading single quote (OWASP's recommendation).
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
 
 def _names(store: Store, session_id: str) -> dict[str, str]:
@@ -31,9 +39,20 @@ def events_csv(store: Store, session_id: str) -> str:
         participant_name=events.participant_id.map(names),
         target_name=events.target_participant_id.map(names),
     )
+    for column in events.columns:
+        if not pd.api.types.is_numeric_dtype(events[column]):
+            events[column] = events[column].map(safe_cell)
     buffer = io.StringIO()
     events.to_csv(buffer, index=False, float_format="%.3f")
     return buffer.getvalue()
+
+
+def safe_cell(value):
+    """A text cell a spreadsheet will not run as a formula: one starting with ``= + - @``, a tab
+    or a carriage return gets a leading single quote. Other values are returned unchanged."""
+    if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
+        return "'" + value
+    return value
 
 
 def export(store: Store, session_id: str, fmt: str) -> str:
@@ -44,4 +63,30 @@ def export(store: Store, session_id: str, fmt: str) -> str:
     raise ValueError(f"unknown export format {fmt!r}")
 
 
-__all__ = ["export", "speakers_rttm", "events_csv"]
+def write_export(path: Path | str, text: str) -> Path:
+    """Write an export as a new file readable by its owner only (0600: it holds names in plain
+    text; an existing file is truncated and made 0600 too). Problems with ``path`` raise
+    :class:`PlaybackError` with one readable line."""
+    path = Path(path)
+    what = f"Cannot write the export to {path}"
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    except IsADirectoryError:
+        raise PlaybackError(f"{what}: it is a folder; give a file name, e.g. {path / 'events.csv'}.") from None
+    except FileNotFoundError:
+        if not path.parent.is_dir():
+            raise PlaybackError(f"{what}: the folder {path.parent} does not exist.") from None
+        raise PlaybackError(f"{what}: files cannot be created there.") from None
+    except OSError as exc:
+        raise PlaybackError(f"{what}: {exc.strerror or exc}.") from None
+    try:
+        if hasattr(os, "fchmod"):
+            os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+    except OSError as exc:
+        raise PlaybackError(f"{what}: {exc.strerror or exc}.") from None
+    return path
+
+
+__all__ = ["export", "speakers_rttm", "events_csv", "safe_cell", "write_export"]

@@ -216,9 +216,12 @@ def run_tone(s: Session, p: Params, hook: ProgressHook) -> tuple[Outputs, dict]:
 def run_dynamics(s: Session, p: Params, hook: ProgressHook) -> tuple[Outputs, dict]:
     speech = s.table("derived/speakers.parquet")
     frames = s.table("derived/tone_frames.parquet")
+    media = s.manifest["media"]
     result = dynamics.analyse_dynamics(
         speech[["start_s", "end_s", "participant_id"]], params=p.dynamics, names=s.names,
         tone_frames=frames if len(frames) else None, session_end_s=s.manifest["duration_s"],
+        audio=bool(media.get("audio") or media.get("tracks")),     # a video without sound: say so, not "silence"
+        voice_analysed=bool(s.consented("analyse_voice")),
     )
     hook("dynamics", completed=1, total=1)
     return {
@@ -331,7 +334,7 @@ STAGES: tuple[Stage, ...] = (
     Stage("faces", "1", ("media:video",), lambda p: p.faces, run_faces),
     Stage("speakers", "2", ("media:audio", "faces"), lambda p: (p.diarization, p.multitrack), run_speakers),
     Stage("tone", "1", ("media:audio", "speakers"), lambda p: p.tone, run_tone),
-    Stage("dynamics", "1", ("speakers", "tone"), lambda p: p.dynamics, run_dynamics),
+    Stage("dynamics", "2", ("speakers", "tone"), lambda p: p.dynamics, run_dynamics),
     Stage("expressions", "1", ("faces",), lambda p: p.expressions, run_expressions),
     Stage("events", "1", ("speakers", "tone", "dynamics", "expressions"), lambda p: (p.tone, p.dynamics), run_events),
 )

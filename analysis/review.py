@@ -11,7 +11,7 @@ import pandas as pd
 from analysis.pipeline import EVENT_COLUMNS, run_json_path
 from capture.store import Store
 
-MOMENT_KINDS = ("interruption", "raised_voice", "expression", "silence")
+MOMENT_KINDS = ("interruption", "raised_voice", "expression", "silence", "no_audio")
 KIND_TITLES = {
     "speech_turn": "Speech",
     "overlap": "Overlap",
@@ -20,6 +20,7 @@ KIND_TITLES = {
     "raised_voice": "Raised voice",
     "expression": "Expression",
     "silence": "Long silence",
+    "no_audio": "Speech not analysed",
 }
 
 

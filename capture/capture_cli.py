@@ -56,7 +56,7 @@ def add_import_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_import(args, store) -> int:
-    from capture.consent import IMPORT_ATTESTED
+    from capture.consent import SCOPES, read_consent
     from capture.importer import import_media, parse_participants
 
     people = parse_participants(args.participants)
@@ -64,8 +64,10 @@ def cmd_import(args, store) -> int:
     session_id = import_media(store, args.media, people, tracks=args.track, consent=consent)
     what = args.media.name if args.media else f"{len(args.track)} tracks"
     if consent is None:
+        records = (read_consent(store, session_id) or {}).values()
+        attested = [s for s in SCOPES if any(r.allows(s) for r in records)]     # what the file holds
         print(f"Consent recorded as attested by you (the therapist) for {', '.join(p['name'] for p in people)}: "
-              f"{', '.join(s.replace('_', ' ') for s in IMPORT_ATTESTED)}. Use --consent NAME=SCOPES to record "
+              f"{', '.join(s.replace('_', ' ') for s in attested)}. Use --consent NAME=SCOPES to record "
               "what each person agreed to.", file=sys.stderr)
     print(f"Imported {what} as session:", file=sys.stderr)
     print(session_id)
@@ -252,10 +254,14 @@ def cmd_recover(args, store) -> int:
     from capture.recovery import recover_interrupted
 
     recovered = recover_interrupted(store)
-    print(f"Recovered {len(recovered)} interrupted recording(s)." if recovered else "Nothing to recover.",
+    print(f"Recovered {len(recovered)} session(s) left unfinished by a process that stopped." if recovered
+          else "Nothing to recover.",
           file=sys.stderr)
     for session_id in recovered:
         print(session_id)
+    for folder in store.orphan_folders():
+        print(f"Note: {folder} has no entry in {store.root / 'index.sqlite'}, so its key is not here and it "
+              "cannot be read; restore the index from a backup that lists it, or delete the folder.", file=sys.stderr)
     return 0
 
 

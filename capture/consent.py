@@ -47,8 +47,11 @@ SCOPE_LABELS = {
     "supervision_training": "The recording may be shown in clinical supervision or training",
 }
 ROLES = ("client", "therapist", "co-therapist", "group member")
-# Scopes a therapist attests by default when importing a recording made elsewhere.
+# Scopes a therapist attests by default when importing a recording made elsewhere (those of
+# them that the file's streams call for: see :func:`attested_scopes`).
 IMPORT_ATTESTED = ("record_audio", "record_video", "analyse_voice", "analyse_face")
+AUDIO_SCOPES = ("record_audio", "analyse_voice")
+VIDEO_SCOPES = ("record_video", "analyse_face")
 
 CONSENT_TEXT_VERSION = "2025-11-v1"
 CONSENT_TEXT = """\
@@ -120,6 +123,14 @@ def parse_scopes(value: str | Iterable[str] | Mapping[str, bool] | None) -> dict
     if unknown:
         raise PlaybackError(f"Unknown consent scope(s) {unknown}; choose from {', '.join(SCOPES)} (or 'all', 'none').")
     return {s: s in names for s in SCOPES}
+
+
+def attested_scopes(*, audio: bool, video: bool) -> tuple[str, ...]:
+    """What a therapist attests for an imported file: recording and analysis of the streams it
+    holds, no more (an audio-only file attests no video or face scope; a silent video no audio
+    or voice scope)."""
+    wanted = (AUDIO_SCOPES if audio else ()) + (VIDEO_SCOPES if video else ())
+    return tuple(s for s in IMPORT_ATTESTED if s in wanted)
 
 
 def make_record(participant_id: str, scopes, *, method: str, collected_by: str = "therapist",

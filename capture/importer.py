@@ -48,15 +48,18 @@ def participant_by_name(people: list[dict], name: str) -> dict:
     raise PlaybackError(f"'{name}' is not one of the participants ({', '.join(p['name'] for p in people)}).")
 
 
-def consent_records(people: list[dict], consent=None, *, method: str = "attested-by-therapist"):
+def consent_records(people: list[dict], consent=None, *, method: str = "attested-by-therapist",
+                    audio: bool = True, video: bool = True):
     """Consent records for an import. ``consent`` maps names or ids to scopes (see
     :func:`capture.consent.parse_scopes`); None means the therapist attests that the people in
-    a recording made elsewhere agreed to it being recorded and analysed
-    (:data:`capture.consent.IMPORT_ATTESTED`; no take-home copy, no supervision use)."""
-    from capture.consent import IMPORT_ATTESTED, ConsentRecord, make_record
+    a recording made elsewhere agreed to it being recorded and analysed, for the streams it
+    holds (``audio``, ``video``; :func:`capture.consent.attested_scopes`: no take-home copy,
+    no supervision use)."""
+    from capture.consent import ConsentRecord, attested_scopes, make_record
 
     if consent is None:
-        return [make_record(p["id"], IMPORT_ATTESTED, method=method) for p in people]
+        scopes = attested_scopes(audio=audio, video=video)
+        return [make_record(p["id"], scopes, method=method) for p in people]
     given = {}
     for key, scopes in consent.items():
         pid = participant_by_name(people, key)["id"]
@@ -104,9 +107,12 @@ def import_media(store: Store, media: Path | str | None, participants: str | lis
             raise BadMediaError(f"{path.name}: no audio stream; a --track must be an audio recording.")
     from capture.consent import require_consent
 
-    # what was recorded must have been agreed to by everyone in it (C1 for imports)
-    require_consent(people, records, audio=bool(track_infos) or bool(info and info.has_audio),
-                    video=bool(info and info.has_video))
+    # what was recorded must have been agreed to by everyone in it (C1 for imports); an
+    # attested import attests only the streams the files hold
+    has_audio, has_video = bool(track_infos) or bool(info and info.has_audio), bool(info and info.has_video)
+    if consent is None:
+        records = consent_records(people, None, audio=has_audio, video=has_video)
+    require_consent(people, records, audio=has_audio, video=has_video)
     if info is not None:
         starts = ([info.audio_start_s] if info.has_audio else []) + ([info.video_start_s] if info.has_video else [])
         origin_s = min(starts)
@@ -116,7 +122,8 @@ def import_media(store: Store, media: Path | str | None, participants: str | lis
         duration_s = max(t.duration_s for t in track_infos)
     audio = None
     if info is not None and info.has_audio and not parsed:
-        audio = decode_audio(media, sr=AUDIO_RATE_HZ)
+        # a truncated file (e.g. a faststart mp4 cut short) keeps the audio that decodes
+        audio = decode_audio(media, sr=AUDIO_RATE_HZ, keep_readable=True)
         lead = int(round((info.audio_start_s - origin_s) * AUDIO_RATE_HZ))
         audio = np.concatenate([np.zeros(lead, np.float32), audio]) if lead > 0 else audio
         if audio.size < AUDIO_RATE_HZ // 2:

@@ -135,11 +135,14 @@ def _ffmpeg_reason(exc: Exception) -> str:
     return text.split(":")[-1].strip() or type(exc).__name__
 
 
-def decode_audio(path: Path | str, *, sr: int = AUDIO_RATE_HZ, mono: bool = True) -> np.ndarray:
+def decode_audio(path: Path | str, *, sr: int = AUDIO_RATE_HZ, mono: bool = True,
+                 keep_readable: bool = False) -> np.ndarray:
     """Decode the first audio stream, resampled to ``sr`` Hz.
 
     Returns float32 of shape ``(n,)`` when ``mono`` (channels averaged), else ``(channels, n)``.
-    Sample 0 is the stream's first timestamp; a damaged stream raises :class:`BadMediaError`.
+    Sample 0 is the stream's first timestamp; a damaged stream raises :class:`BadMediaError`,
+    unless ``keep_readable`` and some of it decoded: then what decoded before the damage is
+    returned (a truncated file holds what its streams really hold).
     """
     import av
 
@@ -158,7 +161,8 @@ def decode_audio(path: Path | str, *, sr: int = AUDIO_RATE_HZ, mono: bool = True
             for out in resampler.resample(None):
                 chunks.append(out.to_ndarray())
     except av.error.FFmpegError as exc:
-        raise BadMediaError(f"{name}: the audio could not be decoded ({_ffmpeg_reason(exc)}).") from None
+        if not (keep_readable and chunks):
+            raise BadMediaError(f"{name}: the audio could not be decoded ({_ffmpeg_reason(exc)}).") from None
     if not chunks:
         raise BadMediaError(f"{name}: the audio stream holds no samples.")
     audio = np.concatenate(chunks, axis=1).astype(np.float32)

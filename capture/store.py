@@ -151,6 +151,17 @@ class Store:
                 f"{INDEX_NAME}, which holds the session keys: restore {INDEX_NAME} from your backup into "
                 "that folder; Playback will not create a new one over existing sessions.")
 
+    def _refuse_replaced_index(self) -> None:
+        """An index without a vault beside an audit log or session folders it does not list was
+        replaced (or emptied): a new vault over it would orphan those sessions for good."""
+        log = self.root / "audit.log"
+        orphans = self.orphan_folders()
+        if (log.is_file() and log.stat().st_size > 0) or orphans:
+            raise StoreIndexMissingError(
+                f"The store at {self.root} has an audit log or {len(orphans)} session folder(s) that its "
+                f"{INDEX_NAME} does not know: the index was replaced or emptied. Restore {INDEX_NAME} from your "
+                "backup; Playback will not create a new vault over existing sessions.")
+
     def list_sessions(self) -> list[SessionRow]:
         """All sessions, newest first (ids, dates and status only: no key needed)."""
         with contextlib.closing(self._connect()) as con:
@@ -456,8 +467,20 @@ class Store:
         return self._plaintext or self._master is not None
 
     def audit(self, action: str, session_id: str | None = None, *, role: str | None = None, detail: str = "") -> None:
-        """Append to the audit log (ids and short codes only, see :mod:`capture.audit`)."""
+        """Append to the audit log (ids and short codes only, see :mod:`capture.audit`): keyed
+        while unlocked, pending (sealed at the next unlock) while locked."""
         self.audit_log.append(action, session_id, role=role or self.role, detail=detail)
+
+    def verify_audit(self, passphrase: str | None = None):
+        """Check the audit log: chain, MACs, heads and outside anchor (:meth:`AuditLog.verify`).
+        A store with a vault needs its passphrase (else the one held, or the master key when
+        unlocked); this neither unlocks the store nor writes an entry (a wrong passphrase does)."""
+        if self._plaintext or self._master is not None or not self.has_vault:
+            return self.audit_log.verify(self._master)
+        passphrase = passphrase if passphrase is not None else self._passphrase
+        if not passphrase:
+            raise StoreLockedError(self._locked_message())
+        return self.audit_log.verify(self._check_passphrase(passphrase, failure_action="unlock_failed"))
 
     def _vault_row(self, con) -> tuple | None:
         return con.execute("SELECT kdf, check_blob, failed_attempts, last_failure FROM vault WHERE id = 1").fetchone()
@@ -497,6 +520,7 @@ class Store:
 
         if len(passphrase or "") < MIN_PASSPHRASE_CHARS:
             raise WrongPassphraseError(f"Choose a passphrase of at least {MIN_PASSPHRASE_CHARS} characters.")
+        self._refuse_replaced_index()
         params = vault.kdf_params()
         master = vault.derive_master(passphrase, params)
         with contextlib.closing(self._connect()) as con, con:
@@ -505,6 +529,7 @@ class Store:
             con.execute("INSERT INTO vault (id, kdf, check_blob, created_utc) VALUES (1, ?, ?, ?)",
                         (_json.dumps(params), vault.check_blob(master), utc_now()))
         self._master = master
+        self.audit_log.open(master)
         self.audit("vault_created")
         self._encrypt_legacy_sessions()
 
@@ -525,18 +550,19 @@ class Store:
             return self
         self._master = self._check_passphrase(passphrase, failure_action="unlock_failed")
         self._keys.clear()
+        self.audit_log.open(self._master)     # checks the log (alarm if changed), then keys entries
         self.audit("unlock")
         self._encrypt_legacy_sessions()
         return self
 
     def lock(self, *, reason: str = "lock") -> None:
         """Forget the master key and every session key held in memory."""
-        was_unlocked = self._master is not None
+        if self._master is not None:          # audited before the key goes, so the entry is keyed
+            self.audit("idle_lock" if reason == "idle" else "lock")
         self._master = None
         self._passphrase = None
         self._keys.clear()
-        if was_unlocked:
-            self.audit("idle_lock" if reason == "idle" else "lock")
+        self.audit_log.close()
 
     def reauthenticate(self, passphrase: str, *, action: str) -> None:
         """Ask again before a sensitive ``action`` (export, delete): the passphrase must match;
@@ -552,9 +578,10 @@ class Store:
         if len(new or "") < MIN_PASSPHRASE_CHARS:
             raise WrongPassphraseError(f"Choose a passphrase of at least {MIN_PASSPHRASE_CHARS} characters.")
         old_master = self._check_passphrase(old, failure_action="unlock_failed")
+        self.audit_log.open(old_master)       # check the log and seal it under the old key first
         params = vault.kdf_params()
         new_master = vault.derive_master(new, params)
-        with contextlib.closing(self._connect()) as con, con:
+        with self.audit_log.exclusive(), contextlib.closing(self._connect()) as con, con:
             rows = con.execute("SELECT session_id, wrapped_key FROM sessions WHERE wrapped_key IS NOT NULL").fetchall()
             for session_id, wrapped in rows:
                 key = vault.unwrap(old_master, wrapped, session_id)
@@ -562,6 +589,7 @@ class Store:
                             (vault.wrap(new_master, key, session_id), session_id))
             con.execute("UPDATE vault SET kdf=?, check_blob=? WHERE id = 1",
                         (_json.dumps(params), vault.check_blob(new_master)))
+            self.audit_log.rotate(con, old_master, new_master)   # same transaction as the vault
         self._master = new_master
         self._passphrase = None
         self.audit("passphrase_change")

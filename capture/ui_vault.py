@@ -95,8 +95,12 @@ def _idle_watch() -> None:
 def unlock_page(root: Path) -> None:
     notice = st.session_state.pop(_NOTICE, None)
     probe = Store(root, from_env=False)
-    creating = not probe.has_vault
     st.title("🔒 Playback is locked")
+    try:
+        creating = not probe.has_vault
+    except PlaybackError as exc:          # e.g. the index is missing: say so, without the path
+        st.error(hide_store_path(str(exc), root))
+        return
     if notice:
         st.info(notice)
     if creating:
@@ -108,7 +112,8 @@ def unlock_page(root: Path) -> None:
         passphrase = st.text_input("Passphrase", type="password", key="vault_passphrase")
         repeat = st.text_input("Type it again", type="password", key="vault_repeat") if creating else None
         submitted = st.form_submit_button("Create vault and unlock" if creating else "Unlock", type="primary")
-    st.caption(f"Store: {root}")
+    # nothing on this page names the store's folder, a session or a person: it is what anyone
+    # passing the screen sees
     if not submitted:
         return
     if creating and passphrase != repeat:
@@ -120,11 +125,20 @@ def unlock_page(root: Path) -> None:
     try:
         store = Store(root, from_env=False).unlock(passphrase)
     except PlaybackError as exc:
-        st.error(str(exc))
+        st.error(hide_store_path(str(exc), root))
         return
     st.session_state[_STORE] = store
     st.session_state[_ACTIVITY] = time.time()
     st.rerun()
+
+
+def hide_store_path(message: str, root: Path | str) -> str:
+    """``message`` without the store's folder, for the locked page ("the store at /x is locked"
+    reads "the store is locked")."""
+    root = Path(root)
+    for path in sorted({str(root), str(root.expanduser()), str(root.expanduser().resolve())}, key=len, reverse=True):
+        message = message.replace(f" at {path}", "").replace(path, "the store folder")
+    return message
 
 
 def note_access(store: Store, session_id: str, action: str) -> None:

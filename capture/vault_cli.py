@@ -14,7 +14,7 @@ from datetime import date, timedelta
 from pathlib import Path
 
 from capture.errors import PlaybackError, StoreLockedError, WrongPassphraseError
-from capture.store import MIN_PASSPHRASE_CHARS, Store
+from capture.store import INDEX_NAME, MIN_PASSPHRASE_CHARS, Store
 
 
 def _interactive() -> bool:
@@ -39,17 +39,28 @@ def ask_new_passphrase(what: str = "the new vault") -> str:
     return first
 
 
+def store_at(root: Path | None) -> Store:
+    """The (locked) store at ``root``; a ``--store`` that is not a folder is refused in one line."""
+    store = Store(root)
+    if store.root.exists() and not store.root.is_dir():
+        raise PlaybackError(f"The store {store.root} is a file, not a folder; give --store a folder "
+                            "(a new one is created).")
+    return store
+
+
 def open_store(root: Path | None, *, unlock: bool = True) -> Store:
     """The store at ``root``, unlocked when ``unlock``: with ``PLAYBACK_PASSPHRASE``, else by
     asking on the terminal. A new store's vault is created here (the passphrase asked twice)."""
-    store = Store(root)
+    store = store_at(root)
     if not unlock:
         return store
     passphrase = os.environ.get("PLAYBACK_PASSPHRASE") or None
     if passphrase is None:
         if not _interactive():
             raise StoreLockedError(store._locked_message())
-        if store.has_vault:
+        if not (store.root / INDEX_NAME).is_file():
+            store._refuse_lost_index()          # nothing is written before the new passphrase passed
+        if (store.root / INDEX_NAME).is_file() and store.has_vault:
             passphrase = _ask(f"Passphrase for the Playback store at {store.root}: ")
         else:
             print(f"Creating an encrypted store at {store.root}. Everything in it is readable only with "
@@ -75,7 +86,7 @@ def cmd_delete(args) -> int:
 
 
 def cmd_sweep(args) -> int:
-    store = Store(args.store)
+    store = store_at(args.store)
     destroyed = store.sweep()
     for session_id in destroyed:
         print(f"Destroyed session {session_id} (retention date passed).", file=sys.stderr)
@@ -85,10 +96,12 @@ def cmd_sweep(args) -> int:
 
 
 def cmd_audit(args) -> int:
-    store = Store(args.store)
-    if args.audit_command == "verify":
-        result = store.audit_log.verify()
-        print(f"Audit log intact: {result.entries} entries, chain head {result.head[:16]}.")
+    store = store_at(args.store)
+    if args.audit_command == "verify":      # MACs need the passphrase; this does not unlock the store
+        passphrase = os.environ.get("PLAYBACK_PASSPHRASE") or None
+        if passphrase is None and store.has_vault and _interactive():
+            passphrase = _ask(f"Passphrase for the Playback store at {store.root}: ")
+        print(store.verify_audit(passphrase).summary())
         return 0
     for entry in store.audit_log.entries()[-args.last:]:
         print(f"{entry['seq']:>6}  {entry['utc']}  {entry['role']:<10} {entry['action']:<18} "
@@ -97,7 +110,7 @@ def cmd_audit(args) -> int:
 
 
 def cmd_passphrase(args) -> int:
-    store = Store(args.store)
+    store = store_at(args.store)
     if not store.has_vault:
         raise PlaybackError(f"The store at {store.root} has no vault yet; import a session first.")
     old = os.environ.get("PLAYBACK_PASSPHRASE") or (
@@ -111,7 +124,7 @@ def cmd_passphrase(args) -> int:
 
 
 def cmd_retention(args) -> int:
-    store = Store(args.store)
+    store = store_at(args.store)
     if args.until is None and args.days is None:
         row = store.session_row(args.session_id)
         print(row.retention_until or "-")
@@ -140,4 +153,4 @@ def add_commands(add) -> None:
     group.add_argument("--days", type=int, help="keep for this many days from today")
 
 
-__all__ = ["open_store", "add_commands", "ask_new_passphrase"]
+__all__ = ["open_store", "store_at", "add_commands", "ask_new_passphrase"]

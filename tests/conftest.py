@@ -6,6 +6,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -23,6 +24,8 @@ os.environ["PYANNOTE_METRICS_ENABLED"] = "0"
 # vaults made inside the test process (its parameters are stored with each vault).
 TEST_PASSPHRASE = "test passphrase for the vault"
 os.environ["PLAYBACK_PASSPHRASE"] = TEST_PASSPHRASE
+# The audit log's outside anchors (see capture/audit.py) go to a folder of this run, not the user's.
+os.environ.setdefault("PLAYBACK_AUDIT_ANCHOR_DIR", tempfile.mkdtemp(prefix="playback-anchors-"))
 import capture.vault  # noqa: E402
 
 capture.vault.SCRYPT_N = 2**14

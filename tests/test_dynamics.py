@@ -270,3 +270,15 @@ def test_fast_on_a_50_minute_four_person_session():
     print(f"50-minute session: {len(sess)} segments, {len(res.events)} events, {dt * 1000:.0f} ms")
     assert dt < 1.0
     assert res.counts()["interruption"] > 0 and res.counts()["backchannel"] > 0
+
+
+def test_no_voice_consent_is_said_not_reported_as_silence():
+    import pandas as pd
+
+    from analysis.dynamics import analyse_dynamics
+
+    empty = pd.DataFrame(columns=["start_s", "end_s", "participant_id"])
+    result = analyse_dynamics(empty, names={"p1": "Alex", "p2": "Sam"}, session_end_s=60.0, voice_analysed=False)
+    assert list(result.events.kind) == ["no_audio"]
+    assert "Nobody agreed to voice analysis" in result.events.explanation.iloc[0]
+    assert "no one spoke" not in " ".join(result.events.explanation)

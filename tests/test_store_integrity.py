@@ -3,9 +3,11 @@ artifact is re-made by ``analyze`` (issue: nothing lost, nothing forged)."""
 from __future__ import annotations
 
 import signal
+import sqlite3
 import subprocess
 import sys
 import textwrap
+import time
 
 import pytest
 
@@ -115,3 +117,35 @@ def test_analyze_remakes_a_damaged_artifact_instead_of_skipping_it(tmp_path):
     assert "faces" in again.stderr and "skipped (unchanged)" in again.stderr   # intact stages still skipped
     out = tmp_path / "events.csv"
     assert playback("export", session_id, "--format", "csv", "--out", str(out), store=store.root).returncode == 0
+
+
+# ----- the dashboard server does not outlive the command that started it ----------------------
+def test_stopping_playback_dashboard_stops_its_server(tmp_path):
+    from conftest import dashboard_server, listening_sockets
+
+    Store(tmp_path, TEST_PASSPHRASE).unlock()
+    with dashboard_server(tmp_path) as port:
+        busy = playback("dashboard", "--port", str(port), store=tmp_path)
+        assert busy.returncode == 2 and busy.stderr.count("\n") == 1 and "already in use" in busy.stderr
+    deadline = time.time() + 20                 # dashboard_server sent SIGTERM to `playback dashboard`
+    while listening_sockets(port) and time.time() < deadline:
+        time.sleep(0.3)
+    assert not listening_sockets(port), "the Streamlit server kept running (and serving) after its command stopped"
+
+
+def test_replaced_index_is_refused_not_given_a_new_vault(tmp_path):
+    store = Store(tmp_path, TEST_PASSPHRASE).unlock()
+    session_id = small_session(store)
+    (tmp_path / "index.sqlite").unlink()
+    other = tmp_path.parent / f"{tmp_path.name}-other"
+    Store(other, "another passphrase").unlock()          # someone copies another store's empty index in
+    (tmp_path / "index.sqlite").write_bytes((other / "index.sqlite").read_bytes())
+    result = playback("sessions", store=tmp_path, env={"PLAYBACK_PASSPHRASE": "another passphrase"})
+    assert result.returncode == 0 and session_id not in result.stdout     # lists what that index knows
+    with sqlite3.connect(tmp_path / "index.sqlite") as con:
+        con.execute("DELETE FROM vault")                                  # an emptied index
+    result = playback("analyze", session_id, store=tmp_path, env={"PLAYBACK_PASSPHRASE": "any new passphrase"})
+    assert result.returncode == 2 and result.stderr.count("\n") == 1
+    assert "was replaced or emptied" in result.stderr
+    with sqlite3.connect(tmp_path / "index.sqlite") as con:
+        assert con.execute("SELECT COUNT(*) FROM vault").fetchone() == (0,)
