@@ -156,7 +156,8 @@ class Store:
         replaced (or emptied): a new vault over it would orphan those sessions for good."""
         log = self.root / "audit.log"
         orphans = self.orphan_folders()
-        if (log.is_file() and log.stat().st_size > 0) or orphans:
+        legacy = bool(self.list_sessions())   # a store made before the vault: its rows get keys now
+        if orphans or (log.is_file() and log.stat().st_size > 0 and not legacy):
             raise StoreIndexMissingError(
                 f"The store at {self.root} has an audit log or {len(orphans)} session folder(s) that its "
                 f"{INDEX_NAME} does not know: the index was replaced or emptied. Restore {INDEX_NAME} from your "
