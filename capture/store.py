@@ -300,9 +300,9 @@ class Store:
             self.delete_session(session_id, reason="sweep", role="system")
         staging = self.root / "staging"
         if staging.is_dir():
-            pending = {row.session_id for row in self.list_sessions()}   # finished by recover_pending
+            known = {row.session_id for row in self.list_sessions()}   # pending ones: recover_pending finishes them
             for leftover in staging.iterdir():
-                if leftover.name not in self._staging and leftover.name not in pending and time.time() - leftover.stat().st_mtime > 24 * 3600:
+                if leftover.name not in self._staging and leftover.name not in known and time.time() - leftover.stat().st_mtime > 24 * 3600:
                     shutil.rmtree(leftover, ignore_errors=True)
         if expired:
             return expired
