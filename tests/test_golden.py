@@ -1,0 +1,42 @@
+"""Golden test: the bundled sample's artifacts, stage by stage, equal those recorded in
+``tests/golden/`` (floats within 1e-6 relative). A change of structure must not change what a
+therapist sees; a change of behaviour re-records them on purpose:
+
+    PLAYBACK_UPDATE_GOLDEN=1 .venv/bin/python -m pytest tests/test_golden.py
+
+and the diff of ``tests/golden/`` goes into the commit that changes behaviour.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+pytestmark = pytest.mark.slow
+GOLDEN = Path(__file__).parent / "golden"
+# Every table the stages write for the sample (derived/<name>.parquet).
+TABLES = ("faces", "speakers", "tone", "tone_frames", "dynamics", "participants", "matrix", "turn_changes",
+          "expressions", "events")
+# Columns that differ between two imports of the same file (not behaviour).
+PER_IMPORT = ("session_id",)
+
+
+def _comparable(frame: pd.DataFrame) -> pd.DataFrame:
+    frame = frame.drop(columns=[c for c in PER_IMPORT if c in frame]).reset_index(drop=True)
+    return frame.astype({c: object for c in frame.columns if frame[c].dtype == object or str(frame[c].dtype) in ("string", "str")})
+
+
+@pytest.mark.parametrize("table", TABLES)
+def test_sample_artifact_equals_golden(sample_session, table):
+    store, session_id, _ = sample_session
+    actual = _comparable(store.read_table(session_id, f"derived/{table}.parquet")[0])
+    path = GOLDEN / f"{table}.parquet"
+    if os.environ.get("PLAYBACK_UPDATE_GOLDEN") == "1":
+        GOLDEN.mkdir(exist_ok=True)
+        actual.to_parquet(path, index=False)
+    expected = _comparable(pd.read_parquet(path))
+    assert list(actual.columns) == list(expected.columns), f"{table}: columns changed"
+    pd.testing.assert_frame_equal(actual, expected, check_exact=False, rtol=1e-6, atol=1e-9, check_dtype=False,
+                                  obj=f"derived/{table}.parquet")
