@@ -29,7 +29,7 @@ lock:
 
 # Model files are fetched once here (sha256-checked) so that analysis itself works offline.
 setup: $(BIN)/.installed
-	$(BIN)/python -m analysis.models
+	$(BIN)/python -m analysis.core.models
 
 # Debian packages the tests need: Chromium for the dashboard test (Playwright drives it) and
 # PortAudio for live microphones (sounddevice; Playback says what to install when it is missing).

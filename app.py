@@ -17,7 +17,7 @@ import analysis  # noqa: F401  (pyannote telemetry off)
 from analysis.review import KIND_TITLES, Review, format_clock, load_decisions, load_review, save_decision, timeline_rows
 from capture.errors import PlaybackError
 from capture.store import Store
-from capture.ui_vault import note_access, session_actions, vault_gate, withdrawal_action
+from analysis.dashboard.vault import note_access, session_actions, vault_gate, withdrawal_action
 
 LAYER_COLOURS = {
     "Speech": "#8fb8de", "Overlap": "#f2b84b", "Backchannel": "#6a994e", "Interruption": "#d9534f",
@@ -186,7 +186,7 @@ def main() -> None:
     st.set_page_config(page_title="Playback", layout="wide")
     store = vault_gate(store_from_args().root)   # unlock page until the passphrase is given; locks when idle
     st.sidebar.title("Playback")
-    from capture.ui_record import record_page, recover_once
+    from analysis.dashboard.record import record_page, recover_once
 
     recover_once(store)
     if st.sidebar.radio("Page", ["Review", "Record"], key="page", horizontal=True) == "Record":

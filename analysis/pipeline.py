@@ -18,8 +18,14 @@ from typing import Callable, Protocol
 import numpy as np
 import pandas as pd
 
-from analysis import diarization, dynamics, enrolment, expressions, faces, multitrack, tone
-from analysis.audiovisual import name_speakers
+from analysis.stages.speakers import diarization
+from analysis.stages import dynamics
+from analysis.stages.speakers import enrolment
+from analysis.stages import expressions
+from analysis.stages import faces
+from analysis.stages.speakers import multitrack
+from analysis.stages import tone
+from analysis.stages.speakers.audiovisual import name_speakers
 from capture.media import AUDIO_RATE_HZ, decode_wav
 from capture.errors import IntegrityError
 from capture.store import Store, utc_now
@@ -136,7 +142,7 @@ def run_speakers(s: Session, p: Params, hook: ProgressHook) -> tuple[Outputs, di
     ids = s.participant_ids
     hook("speakers", completed=0, total=2)
     if p.diarization.pyannote_pipeline:
-        from analysis import pyannote_backend
+        from analysis.stages.speakers import pyannote_backend
 
         pipeline = pyannote_backend.load_pipeline(pyannote_backend.locate_pipeline())
         segments = pyannote_backend.diarize_with_pyannote(pipeline, y, sr, n_speakers=len(ids))

@@ -23,7 +23,7 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("PLAYBACK_MODEL_DIR", str(ROOT.parent / "shared" / "models"))
 os.environ.setdefault("PLAYBACK_PASSPHRASE", "benchmark passphrase (not a secret)")  # the throwaway vault's
 
-from analysis.evaluation import der, match_events, read_rttm  # noqa: E402
+from analysis.evaluation.metrics import der, match_events, read_rttm  # noqa: E402
 from capture.store import Store  # noqa: E402
 
 

@@ -2,11 +2,11 @@
 
     .venv/bin/python benchmarks/audiovisual.py [--duration 40] [--seeds 0 1] [--couples bbaf2n+lwbsza ...]
 
-Each couple is composed with ``analysis.av_composer.compose_couple`` into a temporary folder,
-then analysed the way the pipeline does it: faces (``analysis.faces.face_frames``, 10 frames/s),
+Each couple is composed with ``analysis.evaluation.av_composer.compose_couple`` into a temporary folder,
+then analysed the way the pipeline does it: faces (``analysis.stages.faces.face_frames``, 10 frames/s),
 diarization of the mixture (``diarize_frames``, two speakers) and ``name_speakers``. Printed per
 session: right-face attribution (share of true speech time during which the hypothesis has the
-same person speaking), DER with its parts (``analysis.evaluation.der``, no collar, overlap
+same person speaking), DER with its parts (``analysis.evaluation.metrics.der``, no collar, overlap
 scored), overlapped speech found vs true, and processing time as a multiple of real time
 (faces + diarization + naming, excluding composition). ``voice_only`` is the same diarization
 named without faces, scored with the better of the two namings (what voice clustering alone
@@ -28,11 +28,11 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("PLAYBACK_MODEL_DIR", str(ROOT.parent / "shared" / "models"))
 os.environ.setdefault("PYANNOTE_METRICS_ENABLED", "0")
 
-from analysis.audiovisual import name_speakers  # noqa: E402
-from analysis.av_composer import compose_couple, overlap_seconds, right_face_share  # noqa: E402
-from analysis.diarization import diarize_frames  # noqa: E402
-from analysis.evaluation import der  # noqa: E402
-from analysis.faces import face_frames  # noqa: E402
+from analysis.stages.speakers.audiovisual import name_speakers  # noqa: E402
+from analysis.evaluation.av_composer import compose_couple, overlap_seconds, right_face_share  # noqa: E402
+from analysis.stages.speakers.diarization import diarize_frames  # noqa: E402
+from analysis.evaluation.metrics import der  # noqa: E402
+from analysis.stages.faces import face_frames  # noqa: E402
 from capture.media import decode_audio  # noqa: E402
 
 # man + woman (the primary couple), two men, woman + man, and one man twice: the same voice on

@@ -22,10 +22,11 @@ sys.path.insert(0, str(ROOT))
 DATA = ROOT.parent / "shared" / "data"
 
 import analysis  # noqa: E402,F401
-from analysis.diarization import activity_to_segments, diarize_frames  # noqa: E402
-from analysis.enrolment import name_clusters, speech_from_segments, voice_print  # noqa: E402
-from analysis.evaluation import der, read_rttm  # noqa: E402
-from analysis.multitrack import diarize_tracks  # noqa: E402
+from analysis.core.frames import activity_to_segments  # noqa: E402
+from analysis.stages.speakers.diarization import diarize_frames  # noqa: E402
+from analysis.stages.speakers.enrolment import name_clusters, speech_from_segments, voice_print  # noqa: E402
+from analysis.evaluation.metrics import der, read_rttm  # noqa: E402
+from analysis.stages.speakers.multitrack import diarize_tracks  # noqa: E402
 
 
 def read_wav(path: Path) -> tuple[np.ndarray, int]:

@@ -2,7 +2,7 @@
 
 Usage (from the repository root):
     python -m benchmarks.dynamics                 # true speech segments -> analyse_dynamics
-    python -m benchmarks.dynamics --from-audio    # mixture -> analysis.diarization.diarize -> dynamics
+    python -m benchmarks.dynamics --from-audio    # mixture -> analysis.stages.speakers.diarization.diarize -> dynamics
     python -m benchmarks.dynamics --multitrack    # one mic per person (-20 dB crosstalk) -> Silero VAD per track
     options: --n 12 --seed 0 --tolerance 0.5
 
@@ -19,7 +19,7 @@ maximises total overlap duration (Hungarian method on the overlap matrix); clust
 keep their own label (their events then count as false positives). Backchannels and
 interruptions are overlaps, so end to end they need overlap-aware speaker activity: per-person
 microphones (``--multitrack``), or the single-microphone backend's overlapped speech detection
-(``analysis.overlap``; without its model file every frame has one speaker and these classes
+(``analysis.stages.speakers.overlap``; without its model file every frame has one speaker and these classes
 are not found).
 """
 from __future__ import annotations
@@ -31,9 +31,9 @@ import time
 import numpy as np
 import pandas as pd
 
-from analysis.composer import FRAME_S, compose_set
-from analysis.diarization import frame_level_db
-from analysis.dynamics import DynamicsParams, analyse_dynamics, synthetic_session
+from analysis.core.frames import FRAME_S, frame_level_db
+from analysis.evaluation.composer import compose_set
+from analysis.stages.dynamics import DynamicsParams, analyse_dynamics, synthetic_session
 
 CLASSES = ("backchannel", "successful", "unsuccessful")
 
@@ -125,8 +125,8 @@ def track_tone_frames(tracks: dict, sr: int, *, frame_s: float = FRAME_S) -> pd.
 def multitrack_speech(tracks: dict, sr: int, *, bleed_db: float = -20.0) -> pd.DataFrame:
     """One microphone per person: each track gets the others' speech at ``bleed_db`` (crosstalk,
     as lapel microphones pick up the room), then the product's multi-track backend
-    (``analysis.multitrack``: bleed cancellation, per-track VAD) finds each person's speech."""
-    from analysis.multitrack import diarize_tracks
+    (``analysis.stages.speakers.multitrack``: bleed cancellation, per-track VAD) finds each person's speech."""
+    from analysis.stages.speakers.multitrack import diarize_tracks
 
     mix = np.sum(list(tracks.values()), axis=0)
     g = np.float32(10 ** (bleed_db / 20))
@@ -135,12 +135,12 @@ def multitrack_speech(tracks: dict, sr: int, *, bleed_db: float = -20.0) -> pd.D
 
 
 def _diarize_cached(c, cache_dir: str | None) -> pd.DataFrame:
-    """analysis.diarization.diarize on the mixture, cached by content hash in ``cache_dir``
+    """analysis.stages.speakers.diarization.diarize on the mixture, cached by content hash in ``cache_dir``
     (gitignored ``benchmarks/out/``) so re-scoring does not re-run the models."""
     import hashlib
     from pathlib import Path
 
-    from analysis.diarization import DiarizationParams, diarize, model_versions
+    from analysis.stages.speakers.diarization import DiarizationParams, diarize, model_versions
 
     settings = repr((DiarizationParams().to_dict(), model_versions())).encode()
     key = hashlib.sha1(c.y.tobytes() + settings).hexdigest()[:16] + f"-{len(c.tracks)}"

@@ -32,7 +32,7 @@ def child(mode: str) -> None:
     """Import and analyse the sample once; print timings as JSON."""
     import analysis  # noqa: F401
     from analysis.pipeline import analyze
-    from capture.importer import import_media
+    from capture.ingest import import_media
     from capture.store import Store
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -16,7 +16,7 @@ Analysis stages ask :func:`consented_ids` which participants a scope covers. A s
 before consent records existed (no ``consent.json``) is treated as fully attested, as it was
 imported under the old rules; every session made by ``import`` or ``record`` has records.
 
-Withdrawal policy (:func:`withdraw`): one person's withdrawal stops a running capture and
+Withdrawal policy (:func:`capture.withdrawal.withdraw`): one person's withdrawal stops a running capture and
 crypto-erases the whole session. Every stream of a couples or group session holds everyone:
 room microphones and per-person microphones pick up all voices, the camera shows everyone,
 and the analysis is relational (an interruption involves two people). Keeping "the others'
@@ -212,35 +212,6 @@ def store_enrolment(store: Store, session_id: str, record: ConsentRecord, wav: b
 
 
 # ----- withdrawal ---------------------------------------------------------------------------
-def withdraw(store: Store, session_id: str, participant: str, *, stop_timeout_s: float = 30.0) -> str:
-    """One action: stop a running capture of ``session_id`` and erase the session (see the
-    module docstring for why shared media goes too). ``participant`` is an id or a name.
-    Returns the participant id that withdrew."""
-    row = store.session_row(session_id)
-    try:
-        manifest = store.read_json(session_id, "manifest.json")
-        people = manifest.get("participants", [])
-    except PlaybackError:
-        people = []
-    if not people:
-        from capture import recorder
-
-        people = recorder.capture_participants(store, session_id)
-    match = [p for p in people if participant in (p["id"],) or p["name"].casefold() == participant.casefold()]
-    if not match:
-        names = ", ".join(p["name"] for p in people) or "none recorded"
-        raise PlaybackError(f"'{participant}' is not a participant of session {session_id} ({names}).")
-    pid = match[0]["id"]
-    if row.status == "recording":
-        from capture import recorder
-
-        recorder.request_stop(store, session_id, reason="withdrawn", timeout_s=stop_timeout_s)
-    _audit(store, "consent", session_id, f"{pid}:withdrawn")
-    store.delete_session(session_id, reason="withdraw")
-    log.info("session %s erased after %s withdrew", session_id, pid)
-    return pid
-
-
 def _audit(store: Store, action: str, session_id: str, detail: str) -> None:
     """Write to the store's audit log (ids and short codes only, never names)."""
     audit = getattr(store, "audit", None)

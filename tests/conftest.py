@@ -24,11 +24,11 @@ os.environ["PYANNOTE_METRICS_ENABLED"] = "0"
 # vaults made inside the test process (its parameters are stored with each vault).
 TEST_PASSPHRASE = "test passphrase for the vault"
 os.environ["PLAYBACK_PASSPHRASE"] = TEST_PASSPHRASE
-# The audit log's outside anchors (see capture/audit.py) go to a folder of this run, not the user's.
+# The audit log's outside anchors (see capture/store/audit.py) go to a folder of this run, not the user's.
 os.environ.setdefault("PLAYBACK_AUDIT_ANCHOR_DIR", tempfile.mkdtemp(prefix="playback-anchors-"))
-import capture.vault  # noqa: E402
+import capture.store.vault  # noqa: E402
 
-capture.vault.SCRYPT_N = 2**14
+capture.store.vault.SCRYPT_N = 2**14
 
 
 def shared(rel: str) -> Path:
@@ -49,7 +49,7 @@ def store(tmp_path):
 def sample_session(tmp_path_factory):
     """The bundled sample imported as Alex (left) and Sam (right) and analysed once."""
     from analysis.pipeline import analyze
-    from capture.importer import import_media
+    from capture.ingest import import_media
     from capture.store import Store
 
     store = Store(tmp_path_factory.mktemp("sample-store"))

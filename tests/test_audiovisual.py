@@ -6,9 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis.audiovisual import name_speakers
-from analysis.av_composer import compose_couple, overlap_seconds, right_face_share
-from analysis.diarization import FRAME_S, FrameDiarization
+from analysis.stages.speakers.audiovisual import name_speakers
+from analysis.evaluation.av_composer import compose_couple, overlap_seconds, right_face_share
+from analysis.core.frames import FRAME_S
+from analysis.stages.speakers.diarization import FrameDiarization
 from conftest import shared
 
 IDS = ["p1", "p2"]
@@ -141,7 +142,7 @@ def test_without_faces_clusters_are_named_in_order_of_first_speech():
 
 
 def test_unseen_face_gives_no_evidence():
-    # p2's face is missing for 12-17 s (rows with NaN blendshapes, as analysis.faces writes them)
+    # p2's face is missing for 12-17 s (rows with NaN blendshapes, as analysis.stages.faces writes them)
     frames = diarization({0: [(1, 4), (9, 12)], 1: [(5, 8), (13, 16)]})
     faces = faces_table({"p1": TRUE["p1"], "p2": [(5, 8), (13, 16)]})
     gone = (faces.participant_id == "p2") & faces.t_s.between(12, 17)
@@ -155,7 +156,7 @@ def test_unseen_face_gives_no_evidence():
 
 
 def test_composer_writes_video_sound_and_exact_truth(tmp_path):
-    from analysis.evaluation import read_rttm
+    from analysis.evaluation.metrics import read_rttm
     from capture.media import decode_audio, probe
 
     data = shared("data/talking")
@@ -193,9 +194,9 @@ def test_random_schedule_is_deterministic_and_overlaps(tmp_path):
 @pytest.mark.slow
 @pytest.mark.parametrize("left,right", [("bbaf2n", "lwbsza"), ("bbaf2n", "id2_vcd_swwp2s")])
 def test_composed_couple_speech_goes_to_the_right_face(tmp_path, left, right):
-    from analysis.diarization import diarize_frames
-    from analysis.evaluation import der
-    from analysis.faces import face_frames
+    from analysis.stages.speakers.diarization import diarize_frames
+    from analysis.evaluation.metrics import der
+    from analysis.stages.faces import face_frames
     from capture.media import decode_audio
 
     made = compose_couple(tmp_path / "couple.mp4", left=left, right=right, seed=1, duration_s=30,

@@ -13,7 +13,7 @@ import pytest
 
 from conftest import ROOT, TEST_PASSPHRASE
 
-from capture.audit import AuditLog, anchor_dir
+from capture.store.audit import AuditLog, anchor_dir
 from capture.errors import AuditError, PlaybackError
 from capture.store import Store
 
@@ -67,7 +67,7 @@ def _edit(log):
 
 def _edit_and_rehash(log):
     """Edit an entry and recompute its own hash: the next entry no longer follows it."""
-    from capture.audit import entry_hash
+    from capture.store.audit import entry_hash
 
     entries = lines(log)
     entry = json.loads(entries[2])
@@ -119,7 +119,7 @@ def test_entries_cannot_carry_personal_content(tmp_path):
 
 
 def test_store_actions_are_audited_without_names(store):
-    from capture.importer import import_media
+    from capture.ingest import import_media
     from conftest import SAMPLE
 
     session_id = import_media(store, SAMPLE / "session.mp4", "Wilhelmina Quartermaine,Bartholomew Fairweather")
@@ -164,7 +164,7 @@ def test_a_legacy_log_verifies_as_unauthenticated_up_to_its_last_entry(tmp_path,
     for action in ("import", "view", "export"):
         old.append(action, "20261124-aaaaaa")
     entries = [{k: v for k, v in e.items() if k not in ("auth", "mac")} for e in old.entries()]
-    from capture.audit import entry_hash
+    from capture.store.audit import entry_hash
 
     prev = "0" * 64
     for entry in entries:

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from capture.errors import BadMediaError, PlaybackError
-from capture.importer import import_media
+from capture.ingest import import_media
 from capture.media import decode_wav, iter_video_frames
 from conftest import ROOT
 from media_factory import make_media, written_file
@@ -63,7 +63,7 @@ def _store_is_empty(store):
 def test_bad_input_corpus(store, tmp_path, monkeypatch, case, make, expected):
     path = make(tmp_path)
     if case == "very large resolution":
-        import capture.importer as importer
+        import capture.ingest as importer
 
         def never(*a, **k):
             raise AssertionError("decoded before the limits were checked")

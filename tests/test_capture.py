@@ -13,11 +13,11 @@ import numpy as np
 import pytest
 
 from capture.consent import make_record
-from capture.devices import FileCamera, WavMicrophone
-from capture.importer import parse_participants
+from capture.live.devices import FileCamera, WavMicrophone
+from capture.ingest import parse_participants
 from capture.media import decode_wav, iter_video_frames
-from capture.recorder import Recorder, read_segment
-from capture.recovery import recover_interrupted
+from capture.live.recorder import Recorder, read_segment
+from capture.live.recovery import recover_interrupted
 from conftest import ROOT, SAMPLE
 from media_factory import make_media, make_wav
 

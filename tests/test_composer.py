@@ -6,8 +6,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from analysis.composer import SR, Utterance, compose, compose_set, load_library, random_script
-from analysis.dynamics import analyse_dynamics
+from analysis.evaluation.composer import SR, Utterance, compose, compose_set, load_library, random_script
+from analysis.stages.dynamics import analyse_dynamics
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / ".." / "shared" / "data"

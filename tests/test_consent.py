@@ -10,12 +10,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from capture.consent import (SCOPES, ConsentRecord, consent_text_sha256, make_record, parse_scopes, read_consent,
-                             withdraw)
-from capture.devices import FileCamera, WavMicrophone
+from capture.consent import SCOPES, ConsentRecord, consent_text_sha256, make_record, parse_scopes, read_consent
+from capture.withdrawal import withdraw
+from capture.live.devices import FileCamera, WavMicrophone
 from capture.errors import ConsentError, PlaybackError
-from capture.importer import import_media, parse_participants
-from capture.recorder import Recorder
+from capture.ingest import import_media, parse_participants
+from capture.live.recorder import Recorder
 from conftest import ROOT, SAMPLE, shared
 from media_factory import make_media, make_wav
 
@@ -145,7 +145,7 @@ class FakeLandmarker:
 
 
 def test_face_model_never_sees_a_person_without_face_consent(store, monkeypatch):
-    import analysis.faces as faces
+    import analysis.stages.faces as faces
     from analysis.pipeline import Params, Session, no_progress, run_faces
 
     session_id = import_media(store, SAMPLE / "session.mp4", PEOPLE,
@@ -174,7 +174,7 @@ def test_face_model_never_sees_a_person_without_face_consent(store, monkeypatch)
 
 @pytest.mark.slow
 def test_real_face_stage_has_no_rows_for_sam(store):
-    import analysis.faces as faces
+    import analysis.stages.faces as faces
     from analysis.pipeline import Params, Session, no_progress, run_faces
 
     session_id = import_media(store, SAMPLE / "session.mp4", PEOPLE,
@@ -207,7 +207,7 @@ def test_voice_scope_unattributes_speech_and_drops_tone(store):
 
 
 def test_no_voice_consent_means_the_voice_models_never_run(store, monkeypatch):
-    import analysis.diarization as diarization
+    import analysis.stages.speakers.diarization as diarization
     from analysis.pipeline import Params, Session, no_progress, run_speakers
 
     session_id = import_media(store, shared("data/ami-pair/dev00.wav"), PEOPLE, consent={"Alex": "record_audio",

@@ -10,8 +10,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from analysis.diarization import FRAME_S, diarize, diarize_frames, frames_to_segments, speech_mask
-from analysis.evaluation import der, read_rttm
+from analysis.core.frames import FRAME_S, frames_to_segments
+from analysis.stages.speakers.diarization import diarize, diarize_frames, speech_mask
+from analysis.evaluation.metrics import der, read_rttm
 from benchmarks.diarization import DATA, cross_session, multitrack, read_wav, single_mic
 
 pytestmark = pytest.mark.slow
@@ -64,7 +65,7 @@ def _ami_speakers(store, session_id, names):
 
 def test_pipeline_uses_multitrack_backend_for_track_sessions(store):
     from analysis.pipeline import analyze
-    from capture.importer import import_media
+    from capture.ingest import import_media
 
     sources = DATA / "ami-group" / "sources"
     speakers = ["MEO015", "FEE013", "MEE014", "FEE016"]
@@ -81,9 +82,9 @@ def test_pipeline_names_voices_from_enrolment_clips(store, pair):
     """Consent clips of another session (dev00's solo speech) name dev01's speakers."""
     from analysis.pipeline import analyze
     from benchmarks.diarization import named_accuracy, solo_segments
-    from analysis.enrolment import speech_from_segments
+    from analysis.stages.speakers.enrolment import speech_from_segments
     from capture.consent import make_record, store_enrolment, write_consent
-    from capture.importer import import_media
+    from capture.ingest import import_media
     from capture.media import encode_wav
 
     session_id = import_media(store, DATA / "ami-pair" / "dev01.wav", "MEE012,MEE009")

@@ -1,4 +1,4 @@
-"""Known-answer tests for analysis.dynamics: hand-built speech tables whose events are exact."""
+"""Known-answer tests for analysis.stages.dynamics: hand-built speech tables whose events are exact."""
 from __future__ import annotations
 
 import time
@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis.dynamics import (
+from analysis.stages.dynamics import (
     EVENT_COLUMNS,
     PARTICIPANT_COLUMNS,
     TURN_CHANGE_COLUMNS,
@@ -275,7 +275,7 @@ def test_fast_on_a_50_minute_four_person_session():
 def test_no_voice_consent_is_said_not_reported_as_silence():
     import pandas as pd
 
-    from analysis.dynamics import analyse_dynamics
+    from analysis.stages.dynamics import analyse_dynamics
 
     empty = pd.DataFrame(columns=["start_s", "end_s", "participant_id"])
     result = analyse_dynamics(empty, names={"p1": "Alex", "p2": "Sam"}, session_end_s=60.0, voice_analysed=False)

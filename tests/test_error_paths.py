@@ -226,7 +226,7 @@ def test_too_short_passphrase_creates_no_index(tmp_path, monkeypatch):
     line = assert_one_line_error(playback("--store", root, "analyze", "x", env={"PLAYBACK_PASSPHRASE": "short"}))
     assert "at least 8 characters" in line and not (root / "index.sqlite").exists()
     # asked on a terminal: refused before the index is made too
-    import capture.vault_cli as vault_cli
+    import analysis.cli.vault as vault_cli
 
     monkeypatch.delenv("PLAYBACK_PASSPHRASE", raising=False)
     monkeypatch.delenv("PLAYBACK_NEW_PASSPHRASE", raising=False)
@@ -270,7 +270,7 @@ def test_locked_page_does_not_show_the_store_path(tmp_path, monkeypatch):
 
 
 def test_hide_store_path():
-    from capture.ui_vault import hide_store_path
+    from analysis.dashboard.vault import hide_store_path
 
     root = Path("/home/dr/clinic")
     assert hide_store_path("That passphrase does not open the store at /home/dr/clinic; check it.", root) == \
@@ -282,7 +282,7 @@ def test_hide_store_path():
 def test_attested_audio_only_import_attests_no_video_or_face(store, tmp_path, capsys):
     import analysis.cli as cli
     from capture.consent import read_consent
-    from capture.importer import import_media
+    from capture.ingest import import_media
 
     audio_only = make_media(tmp_path / "call.m4a", video=False, seconds=2.0)
     session_id = import_media(store, audio_only, "Alex,Sam")
@@ -302,9 +302,9 @@ def test_attested_audio_only_import_attests_no_video_or_face(store, tmp_path, ca
 
 # ----- 8. a video without sound says so --------------------------------------------------------------
 def test_video_without_audio_says_there_is_no_audio(store, tmp_path):
-    from analysis.dynamics import analyse_dynamics
+    from analysis.stages.dynamics import analyse_dynamics
     from analysis.pipeline import analyze
-    from capture.importer import import_media
+    from capture.ingest import import_media
 
     session_id = import_media(store, make_media(tmp_path / "mute.mp4", audio=False, seconds=2.0), "Alex,Sam")
     analyze(store, session_id)
@@ -324,7 +324,7 @@ def test_video_without_audio_says_there_is_no_audio(store, tmp_path):
 def test_truncated_faststart_mp4_imports_what_decodes(store, tmp_path):
     import av
 
-    from capture.importer import import_media
+    from capture.ingest import import_media
     from capture.media import decode_wav
 
     plain = make_media(tmp_path / "plain.mp4", seconds=6.0)

@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from capture.errors import BadMediaError, PlaybackError
-from capture.importer import import_media, parse_participants
+from capture.ingest import import_media, parse_participants
 from conftest import ROOT, shared
 from media_factory import written_file
 
@@ -86,7 +86,7 @@ def test_bad_file_gives_one_readable_line_and_no_session(store, tmp_path, make_f
 
 
 def test_failure_midway_leaves_no_session(store, monkeypatch):
-    import capture.importer as importer
+    import capture.ingest as importer
 
     def broken(*args, **kwargs):
         raise OSError("disk full")

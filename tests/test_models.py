@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from analysis.models import FACE_LANDMARKER, ModelFile, resolve_model
+from analysis.core.models import FACE_LANDMARKER, ModelFile, resolve_model
 from capture.errors import ModelUnavailableError
 from conftest import shared
 

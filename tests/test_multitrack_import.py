@@ -10,7 +10,7 @@ import pytest
 
 from capture.consent import read_consent
 from capture.errors import PlaybackError
-from capture.importer import import_media
+from capture.ingest import import_media
 from capture.media import decode_audio, decode_wav
 from conftest import ROOT, shared
 from media_factory import make_media, make_wav

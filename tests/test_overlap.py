@@ -8,9 +8,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from analysis import overlap
-from analysis.diarization import FRAME_S, diarize, diarize_frames
-from analysis.evaluation import read_rttm
+from analysis.stages.speakers import overlap
+from analysis.core.frames import FRAME_S
+from analysis.stages.speakers.diarization import diarize, diarize_frames
+from analysis.evaluation.metrics import read_rttm
 from benchmarks.diarization import DATA, read_wav
 
 pytestmark = pytest.mark.slow

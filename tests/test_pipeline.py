@@ -8,7 +8,7 @@ import pytest
 
 from analysis.export import export
 from analysis.pipeline import Params, analyze
-from capture.importer import import_media
+from capture.ingest import import_media
 from conftest import ROOT, shared
 
 pytestmark = pytest.mark.slow

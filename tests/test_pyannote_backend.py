@@ -109,7 +109,7 @@ def read_wav(path: Path) -> tuple[np.ndarray, int]:
 
 
 def test_unset_means_no_pyannote(monkeypatch):
-    from analysis.pyannote_backend import locate_pipeline
+    from analysis.stages.speakers.pyannote_backend import locate_pipeline
 
     monkeypatch.delenv("PLAYBACK_PYANNOTE_PIPELINE", raising=False)
     assert locate_pipeline() is None
@@ -118,7 +118,7 @@ def test_unset_means_no_pyannote(monkeypatch):
 
 
 def test_hub_id_only_when_asked_for(monkeypatch, tmp_path):
-    from analysis.pyannote_backend import locate_pipeline
+    from analysis.stages.speakers.pyannote_backend import locate_pipeline
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("PLAYBACK_PYANNOTE_PIPELINE", COMMUNITY_1)
@@ -129,7 +129,7 @@ def test_hub_id_only_when_asked_for(monkeypatch, tmp_path):
 
 
 def test_missing_directory_is_one_readable_line(monkeypatch, tmp_path):
-    from analysis.pyannote_backend import load_pipeline, locate_pipeline
+    from analysis.stages.speakers.pyannote_backend import load_pipeline, locate_pipeline
 
     monkeypatch.setenv("PLAYBACK_PYANNOTE_PIPELINE", str(tmp_path / "no-such-folder"))
     source = locate_pipeline()
@@ -141,7 +141,7 @@ def test_missing_directory_is_one_readable_line(monkeypatch, tmp_path):
 
 
 def test_incomplete_or_hub_dependent_folders_are_refused(tmp_path):
-    from analysis.pyannote_backend import load_pipeline
+    from analysis.stages.speakers.pyannote_backend import load_pipeline
 
     empty = tmp_path / "empty"
     empty.mkdir()
@@ -179,7 +179,7 @@ def test_telemetry_off_and_hub_failure_readable_in_a_fresh_process(tmp_path):
     cache) gives a one-line ModelUnavailableError."""
     script = (
         "import json\n"
-        "import analysis.pyannote_backend as pb\n"
+        "import analysis.stages.speakers.pyannote_backend as pb\n"
         "from pyannote.audio.telemetry import metrics\n"
         "from capture.errors import ModelUnavailableError\n"
         "result = {'default_on': metrics.CONFIG['metrics_enabled'], 'enabled': metrics.is_metrics_enabled(),\n"
@@ -206,7 +206,7 @@ def test_community_1_architecture_loads(tmp_path):
     from pyannote.audio.models.embedding import WeSpeakerResNet34
     from pyannote.audio.models.segmentation import PyanNet
 
-    from analysis.pyannote_backend import load_pipeline
+    from analysis.stages.speakers.pyannote_backend import load_pipeline
 
     pipeline = load_pipeline(build_random_pipeline(tmp_path / "community-1", embedding_model="resnet34"))
     assert isinstance(pipeline._segmentation.model, PyanNet)
@@ -220,7 +220,7 @@ def test_locally_built_pipeline_runs_end_to_end(monkeypatch, tmp_path):
     from pyannote.audio.telemetry import metrics
     from pyannote.core import Annotation
 
-    from analysis import pyannote_backend as pb
+    from analysis.stages.speakers import pyannote_backend as pb
 
     # any telemetry span would go through this tracer: record instead of sending
     spans = []

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from analysis.evaluation import der, match_events, read_rttm
+from analysis.evaluation.metrics import der, match_events, read_rttm
 from conftest import SAMPLE
 
 pytestmark = pytest.mark.slow

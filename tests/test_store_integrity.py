@@ -11,8 +11,8 @@ import time
 
 import pytest
 
-from capture.importer import import_media
-from capture.recovery import recover_interrupted
+from capture.ingest import import_media
+from capture.live.recovery import recover_interrupted
 from capture.store import Store
 from conftest import ROOT, TEST_PASSPHRASE
 from media_factory import make_wav

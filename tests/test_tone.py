@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis.tone import ToneParams, prosody_frames, raised_passages, segment_tone
+from analysis.stages.tone import ToneParams, prosody_frames, raised_passages, segment_tone
 
 SR = 16000
 

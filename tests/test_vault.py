@@ -16,7 +16,7 @@ import pytest
 
 from conftest import ARTIFACTS, ROOT, SAMPLE, TEST_PASSPHRASE, dashboard_server, launch_chromium, listening_sockets
 
-from capture import vault
+from capture.store import vault
 from capture.errors import IntegrityError, SessionNotFoundError, StoreLockedError, WrongPassphraseError
 from capture.store import Store
 
@@ -148,7 +148,7 @@ def test_copy_taken_before_delete_cannot_be_decrypted_afterwards(store, tmp_path
 
 
 def import_sample(store: Store) -> str:
-    from capture.importer import import_media
+    from capture.ingest import import_media
 
     return import_media(store, SAMPLE / "session.mp4", ",".join(NAMES))
 

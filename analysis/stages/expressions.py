@@ -73,13 +73,3 @@ def expression_events(faces: pd.DataFrame, *, params: ExpressionParams = Express
                 span = (times >= start) & (times < end)
                 rows.append((start, end, pid, label, float(np.nanmax(score[span])), float(seen[span].mean())))
     return pd.DataFrame(rows, columns=columns).sort_values("start_s", ignore_index=True)
-
-
-def mouth_activity(faces: pd.DataFrame) -> pd.DataFrame:
-    """Mouth opening per participant per sampled frame: ``participant_id, t_s, mouth_open``
-    (``jawOpen`` plus the mean lower-lip drop, NaN where no face was found)."""
-    if faces.empty:
-        return pd.DataFrame(columns=["participant_id", "t_s", "mouth_open"])
-    lower = (faces.mouthLowerDownLeft + faces.mouthLowerDownRight) / 2
-    return pd.DataFrame({"participant_id": faces.participant_id, "t_s": faces.t_s,
-                         "mouth_open": faces.jawOpen + lower})

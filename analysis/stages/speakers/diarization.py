@@ -13,10 +13,10 @@ summed: the GE2E embedding (trained on other recordings, so a far-field room blu
 mean and covariance of the window's MFCCs (no training: it adapts to the session's own room and
 microphone). On the real AMI excerpts the sum is steadier than either alone.
 
-Overlapped speech (``analysis.overlap``, pyannote/segmentation) adds a second speaker where two
+Overlapped speech (``analysis.stages.speakers.overlap``, pyannote/segmentation) adds a second speaker where two
 people talk at once: the cluster, other than the frame's own, that the frame's voice matches
 best. Without that model file the backend still runs, one speaker per frame, and says so. Where
-faces are visible, ``analysis.audiovisual`` names the clusters and corrects them by mouth activity.
+faces are visible, ``analysis.stages.speakers.audiovisual`` names the clusters and corrects them by mouth activity.
 """
 from __future__ import annotations
 
@@ -28,9 +28,10 @@ from functools import lru_cache
 import numpy as np
 import pandas as pd
 
-from analysis.overlap import OverlapParams, model_version
+from analysis.core.frames import (FRAME_S, activity_to_segments, fill_same_speaker_pauses, fill_short_runs,
+                                  frame_level_db, runs)
+from analysis.stages.speakers.overlap import OverlapParams, model_version
 
-FRAME_S = 0.01  # label resolution, seconds
 
 
 @dataclass(frozen=True)
@@ -64,9 +65,9 @@ class DiarizationParams:
     same_speaker_pause_s: float = 1.0 # a pause this short between two stretches of one speaker is
                                       # part of their turn (DOMAIN.md's turn gap)
     max_speakers: int = 6             # upper bound when the speaker count is unknown
-    overlap: OverlapParams = OverlapParams()  # overlapped speech detection (analysis/overlap.py)
+    overlap: OverlapParams = OverlapParams()  # overlapped speech detection (analysis/stages/speakers/overlap.py)
     pyannote_pipeline: str | None = field(default_factory=lambda: os.environ.get("PLAYBACK_PYANNOTE_PIPELINE") or None)
-                                      # use pyannote.audio instead (analysis/pyannote_backend.py)
+                                      # use pyannote.audio instead (analysis/stages/speakers/pyannote_backend.py)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -92,16 +93,6 @@ def model_versions() -> dict:
     return {"silero-vad": version("silero-vad"), "resemblyzer": version("resemblyzer"), "overlap": model_version()}
 
 
-def frame_level_db(y: np.ndarray, sr: int, *, frame_s: float = FRAME_S) -> np.ndarray:
-    """Level in dBFS (mean power) of non-overlapping ``frame_s`` frames, the last one padded with
-    zeros: shape ``(ceil(len(y) / (sr * frame_s)),)``."""
-    hop = int(round(frame_s * sr))
-    n = int(np.ceil(len(y) / hop))
-    padded = np.zeros(n * hop)
-    padded[: len(y)] = y
-    return 10 * np.log10(np.mean(padded.reshape(n, hop) ** 2, axis=1) + 1e-12)
-
-
 def speech_mask(y: np.ndarray, sr: int, *, params: DiarizationParams = DiarizationParams()) -> np.ndarray:
     """Boolean speech mask at :data:`FRAME_S` resolution, shape ``(ceil(len(y)/sr/FRAME_S),)``."""
     import torch
@@ -116,8 +107,8 @@ def speech_mask(y: np.ndarray, sr: int, *, params: DiarizationParams = Diarizati
     chunk_s = 512 / sr
     idx = np.minimum((np.arange(n_frames) * FRAME_S / chunk_s).astype(int), len(probs) - 1)
     mask = probs[idx] > params.vad_threshold
-    mask = _fill_short_runs(mask, value=False, max_len=int(params.fill_pause_s / FRAME_S))
-    mask = _fill_short_runs(mask, value=True, max_len=int(params.min_speech_s / FRAME_S))
+    mask = fill_short_runs(mask, value=False, max_len=int(params.fill_pause_s / FRAME_S))
+    mask = fill_short_runs(mask, value=True, max_len=int(params.min_speech_s / FRAME_S))
     return _fit_edges_to_level(mask, y, sr, params=params) if params.fit_edges else mask
 
 
@@ -134,7 +125,7 @@ def _fit_edges_to_level(mask: np.ndarray, y: np.ndarray, sr: int, *, params: Dia
     quiet, loud = level < floor + params.edge_floor_db, level >= floor + params.edge_extend_db
     reach = int(params.edge_extend_s / FRAME_S)
     trimmed = mask.copy()
-    for s, e, is_speech in _runs(mask):
+    for s, e, is_speech in runs(mask):
         if is_speech:
             a, b = s, e
             while a < b and quiet[a]:
@@ -143,7 +134,7 @@ def _fit_edges_to_level(mask: np.ndarray, y: np.ndarray, sr: int, *, params: Dia
                 b -= 1
             trimmed[s:a] = trimmed[b:e] = False
     out = trimmed.copy()
-    for s, e, is_speech in _runs(trimmed):
+    for s, e, is_speech in runs(trimmed):
         if is_speech:
             a, b = s, e
             while a > 0 and s - a < reach and loud[a - 1] and not out[a - 1]:
@@ -151,40 +142,6 @@ def _fit_edges_to_level(mask: np.ndarray, y: np.ndarray, sr: int, *, params: Dia
             while b < len(out) and b - e < reach and loud[b] and not out[b]:
                 b += 1
             out[a:s] = out[e:b] = True
-    return out
-
-
-def _runs(mask: np.ndarray) -> list[tuple[int, int, bool]]:
-    """(start, end, value) runs of a 1-D array."""
-    if mask.size == 0:
-        return []
-    change = np.flatnonzero(np.diff(mask.astype(np.int8))) + 1
-    starts = np.r_[0, change]
-    ends = np.r_[change, mask.size]
-    return [(int(s), int(e), bool(mask[s])) for s, e in zip(starts, ends)]
-
-
-def hysteresis(level: np.ndarray, on: float, off: float) -> np.ndarray:
-    """True from where ``level`` rises above ``on`` until it falls below ``off``; per column
-    when ``level`` is 2-D (same shape out, bool)."""
-    columns = level.reshape(len(level), -1)
-    out = np.zeros(columns.shape, bool)
-    for j in range(columns.shape[1]):
-        state = False
-        for i, v in enumerate(columns[:, j]):
-            state = v > on or (state and v >= off)
-            out[i, j] = state
-    return out.reshape(level.shape)
-
-
-def _fill_short_runs(mask: np.ndarray, *, value: bool, max_len: int) -> np.ndarray:
-    """Flip interior runs equal to ``value`` shorter than ``max_len`` frames."""
-    out = mask.copy()
-    runs = _runs(mask)
-    for i, (s, e, v) in enumerate(runs):
-        interior = 0 < i < len(runs) - 1 or value  # speech islands at the edges are dropped too
-        if v == value and e - s < max_len and interior:
-            out[s:e] = not value
     return out
 
 
@@ -233,7 +190,7 @@ def speech_chunks(mask: np.ndarray, *, params: DiarizationParams = DiarizationPa
     of ``(start_frame, end_frame)``."""
     longest = max(1, int(params.chunk_max_s / FRAME_S))
     chunks = []
-    for s, e, is_speech in _runs(mask):
+    for s, e, is_speech in runs(mask):
         if is_speech:
             bounds = np.linspace(s, e, int(np.ceil((e - s) / longest)) + 1).astype(int)
             chunks += [(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
@@ -434,7 +391,7 @@ def diarize_frames(
     raw = np.where(mask, filled.argmax(1), -1)
     labels = _majority_filter(raw, int(params.smooth_s / FRAME_S), k) if k > 1 else raw
     labels = np.where(mask, labels, -1)
-    labels = _fill_same_speaker_pauses(labels, int(params.same_speaker_pause_s / FRAME_S))
+    labels = fill_same_speaker_pauses(labels, int(params.same_speaker_pause_s / FRAME_S))
     top2 = np.sort(np.nan_to_num(filled, neginf=0.0), axis=1)[:, -2:] if k > 1 else np.ones((n, 2))
     margin = np.clip((top2[:, -1] - top2[:, 0]) / 2, 0, 1) if k > 1 else np.ones(n)  # 2 std apart: sure
     second, note = _second_speakers(y, sr, labels, filled, params=params.overlap)
@@ -445,11 +402,11 @@ def diarize_frames(
 
 def _second_speakers(y: np.ndarray, sr: int, labels: np.ndarray, scores: np.ndarray, *,
                      params: OverlapParams) -> tuple[np.ndarray | None, str]:
-    """Per frame, the cluster also speaking where :mod:`analysis.overlap` finds overlapped
+    """Per frame, the cluster also speaking where :mod:`analysis.stages.speakers.overlap` finds overlapped
     speech inside labelled speech (the best-matching other cluster; -1 elsewhere), and a note
     for the record. ``(None, reason)`` when detection is off or its model is missing."""
-    from analysis import overlap
-    from analysis.models import SEGMENTATION
+    from analysis.stages.speakers import overlap
+    from analysis.core.models import SEGMENTATION
     from capture.errors import ModelUnavailableError
 
     k = scores.shape[1]
@@ -470,17 +427,6 @@ def _second_speakers(y: np.ndarray, sr: int, labels: np.ndarray, scores: np.ndar
     return second, f"overlaps from {overlap.model_version()}: {(second >= 0).sum() * FRAME_S:.1f} s"
 
 
-def _fill_same_speaker_pauses(labels: np.ndarray, max_len: int) -> np.ndarray:
-    """Non-speech runs shorter than ``max_len`` frames between two runs of one label take it."""
-    out = labels.copy()
-    runs = _runs(labels >= 0)
-    for i in range(1, len(runs) - 1):
-        s, e, is_speech = runs[i]
-        if not is_speech and e - s < max_len and labels[s - 1] == labels[e]:
-            out[s:e] = labels[s - 1]
-    return out
-
-
 def _majority_filter(labels: np.ndarray, width: int, k: int) -> np.ndarray:
     """Most frequent speech label within a centred window of ``width`` frames."""
     if width <= 1:
@@ -499,26 +445,3 @@ def _first_appearance_order(labels: np.ndarray, k: int) -> list[int]:
             if len(seen) == k:
                 break
     return seen + [c for c in range(k) if c not in seen]
-
-
-def frames_to_segments(labels: np.ndarray, confidence: np.ndarray | None = None, *, prefix: str = "spk") -> pd.DataFrame:
-    """Runs of equal non-negative labels -> segments ``start_s, end_s, participant_id, confidence``."""
-    rows = []
-    for s, e, _ in _runs(labels):
-        value = int(labels[s])
-        if value < 0:
-            continue
-        conf = float(np.mean(confidence[s:e])) if confidence is not None else 1.0
-        rows.append((round(s * FRAME_S, 3), round(e * FRAME_S, 3), f"{prefix}{value}", round(conf, 3)))
-    return pd.DataFrame(rows, columns=["start_s", "end_s", "participant_id", "confidence"])
-
-
-def activity_to_segments(active: np.ndarray, ids: list[str], confidence: np.ndarray | None = None) -> pd.DataFrame:
-    """Per-person activity, shape (n_frames, people) bool, -> segments (overlaps allowed)."""
-    frames = []
-    for j, pid in enumerate(ids):
-        seg = frames_to_segments(np.where(active[:, j], 0, -1), confidence)
-        seg["participant_id"] = pid
-        frames.append(seg)
-    out = pd.concat(frames, ignore_index=True) if frames else frames_to_segments(np.zeros(0, int))
-    return out.sort_values(["start_s", "participant_id"], ignore_index=True)

@@ -5,7 +5,7 @@ directory)::
 
     index.sqlite                 session ids, creation time (UTC), status, duration, retention
                                  date, wrapped session keys, vault parameters: no personal content
-    audit.log                    hash-chained audit log (capture/audit.py)
+    audit.log                    hash-chained audit log (capture/store/audit.py)
     sessions/<session_id>/
         manifest.json            participants, media streams, duration_s, offsets
         media/                   original and normalised media
@@ -16,7 +16,7 @@ Every read and write of a session's files goes through :class:`Store`, so that e
 rest lives in this module only. Session ids carry no personal names.
 
 The vault: every session file is encrypted with the session's own data key (chunked
-AES-256-GCM, see :mod:`capture.vault`); data keys are wrapped by a master key derived from the
+AES-256-GCM, see :mod:`capture.store.vault`); data keys are wrapped by a master key derived from the
 therapist's passphrase. A store is *locked* until it has the passphrase: ``Store(root,
 passphrase)``, ``store.unlock(passphrase)``, or ``PLAYBACK_PASSPHRASE`` in the environment
 (scripted use; ``from_env=False`` ignores it, as the dashboard does). Reading a session file
@@ -41,8 +41,8 @@ from typing import Iterator
 
 import pandas as pd
 
-from capture import vault
-from capture.audit import AuditLog
+from capture.store import vault
+from capture.store.audit import AuditLog
 from capture.errors import (ArtifactError, IntegrityError, PlaybackError, SessionNotFoundError,
                             StoreIndexMissingError, StoreLockedError, WrongPassphraseError)
 
@@ -468,7 +468,7 @@ class Store:
         return self._plaintext or self._master is not None
 
     def audit(self, action: str, session_id: str | None = None, *, role: str | None = None, detail: str = "") -> None:
-        """Append to the audit log (ids and short codes only, see :mod:`capture.audit`): keyed
+        """Append to the audit log (ids and short codes only, see :mod:`capture.store.audit`): keyed
         while unlocked, pending (sealed at the next unlock) while locked."""
         self.audit_log.append(action, session_id, role=role or self.role, detail=detail)
 
@@ -648,7 +648,7 @@ class Store:
             self._keys[session_id] = key
             self.audit("migrate", session_id)
 
-    # ----- live capture support (capture/recorder.py, capture/recovery.py) ---------------------
+    # ----- live capture support (capture/live/recorder.py, capture/live/recovery.py) ---------------------
     # A recording is a session that exists while it is written: its sealed segments live under
     # ``spool/`` (each written with write_bytes, i.e. atomically renamed, so a killed process
     # leaves only whole segments plus ignorable ``.tmp-*`` files); recovery assembles them.

@@ -2,14 +2,14 @@
 
 Interruptions and backchannels are overlaps, so a single-microphone diarizer that gives one
 speaker per frame cannot show them. Playback finds overlaps with pyannote/segmentation (Bredin &
-Laurent, 2021, MIT; see :data:`analysis.models.SEGMENTATION`), a small network that reads 5 s of
+Laurent, 2021, MIT; see :data:`analysis.core.models.SEGMENTATION`), a small network that reads 5 s of
 audio and gives the activity of up to three speakers every ~17 ms. A frame is overlapped when the
 second most active of its speakers is active: the per-window score is that second-largest
 activity, averaged over the windows covering the frame, and turned into a mask with the
 hysteresis thresholds published with the model for overlapped speech detection on AMI (not
 tuned here).
 
-Which people overlap is decided by the diarizer (``analysis.diarization``): the frame's own
+Which people overlap is decided by the diarizer (``analysis.stages.speakers.diarization``): the frame's own
 speaker plus the other cluster the frame's voice matches best.
 """
 from __future__ import annotations
@@ -21,9 +21,9 @@ from functools import lru_cache
 
 import numpy as np
 
-from analysis.models import SEGMENTATION, resolve_model
+from analysis.core.frames import FRAME_S, fill_short_runs, hysteresis
+from analysis.core.models import SEGMENTATION, resolve_model
 
-FRAME_S = 0.01      # output resolution, seconds (as analysis.diarization.FRAME_S)
 MODEL_RATE_HZ = 16000
 WINDOW_S = 5.0      # the model's input length, seconds
 
@@ -108,11 +108,9 @@ def overlap_probability(starts_s: np.ndarray, activity: np.ndarray, n_frames: in
 
 def overlap_mask(y: np.ndarray, sr: int, n_frames: int, *, params: OverlapParams = OverlapParams()) -> np.ndarray:
     """Frames (10 ms, shape ``(n_frames,)``) where two or more people speak at once."""
-    from analysis.diarization import _fill_short_runs, hysteresis
-
     if len(y) < sr * 0.5:
         return np.zeros(n_frames, bool)
     starts, activity = speaker_activity(y, sr, params=params)
     mask = hysteresis(overlap_probability(starts, activity, n_frames), params.onset, params.offset)
-    mask = _fill_short_runs(mask, value=False, max_len=int(params.min_off_s / FRAME_S))
-    return _fill_short_runs(mask, value=True, max_len=int(params.min_on_s / FRAME_S))
+    mask = fill_short_runs(mask, value=False, max_len=int(params.min_off_s / FRAME_S))
+    return fill_short_runs(mask, value=True, max_len=int(params.min_on_s / FRAME_S))

@@ -34,10 +34,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from analysis.diarization import frame_level_db
+from analysis.core.frames import FRAME_S, fill_short_runs, frame_level_db, true_runs
 
 SR = 16000
-FRAME_S = 0.01                  # energy mask resolution, seconds
 MAX_INTERNAL_PAUSE_S = 0.8      # turn clips are split at pauses this long or longer
 SHORT_MIN_S, SHORT_MAX_S = 0.25, 0.9
 DISPLAY_NAMES = ("Alex", "Sam", "Kim", "Jo", "Robin", "Charlie")
@@ -59,31 +58,13 @@ def speech_mask_energy(y: np.ndarray, sr: int = SR, *, threshold_db: float | Non
     if threshold_db is None:
         threshold_db = max(np.percentile(e, 95) - 25.0, np.percentile(e, 10) + 12.0)
     m = e > threshold_db
-    m = _fill_runs(m, False, int(round(fill_gap_s / FRAME_S)))
-    return _fill_runs(m, True, int(round(min_run_s / FRAME_S)))
-
-
-def _runs(m: np.ndarray) -> list[tuple[int, int]]:
-    """(start, end) frame index pairs of True runs."""
-    d = np.diff(np.r_[0, m.astype(np.int8), 0])
-    return list(zip(np.flatnonzero(d == 1), np.flatnonzero(d == -1)))
-
-
-def _fill_runs(m: np.ndarray, value: bool, max_len: int) -> np.ndarray:
-    """Flip runs equal to ``value`` shorter than ``max_len`` frames that lie strictly inside."""
-    m = m.copy()
-    target = m == value
-    for s, e in _runs(target):
-        if e - s < max_len and s > 0 and e < len(m):
-            m[s:e] = not value
-        elif value and e - s < max_len:
-            m[s:e] = False
-    return m
+    m = fill_short_runs(m, value=False, max_len=int(round(fill_gap_s / FRAME_S)))
+    return fill_short_runs(m, value=True, max_len=int(round(min_run_s / FRAME_S)))
 
 
 def mask_to_intervals(m: np.ndarray, *, frame_s: float = FRAME_S) -> np.ndarray:
     """(K, 2) array of [start_s, end_s) of True runs."""
-    r = _runs(m)
+    r = true_runs(m)
     return np.asarray(r, float).reshape(-1, 2) * frame_s
 
 
@@ -167,7 +148,7 @@ def _cut_clips(speaker, source, y, mask, region_frames) -> tuple[list[Clip], lis
     m = np.zeros_like(mask)
     for a, b in region_frames:
         m[a:b] = mask[a:b]
-    runs = _runs(m)
+    runs = true_runs(m)
     if not runs:
         return turns, shorts
     max_pause = int(MAX_INTERNAL_PAUSE_S / FRAME_S)
@@ -246,7 +227,7 @@ def load_library(data_root: str = str(DEFAULT_DATA_ROOT), *, include_grid: bool 
             y = read_media_audio(path)
             m = speech_mask_energy(y)
             spk = f"GRID-{path.stem.split('_')[-1]}"
-            runs = _runs(m)
+            runs = true_runs(m)
             if not runs:
                 continue
             c = _make_clip(spk, path.name, y, m, runs[0][0], runs[-1][1])

@@ -8,9 +8,9 @@ plus a WAV or an MP4 payload) written with :meth:`Store.write_bytes`, i.e. seale
 rename. :func:`assemble` turns the sealed segments into the session's media (one 16 kHz mono
 track per microphone, their mix as ``media/audio.wav``, one MP4 per camera whose timestamps are
 session times) and a manifest like an imported session's. It runs on a clean stop, and on the
-next start of Playback for a capture whose process died (:mod:`capture.recovery`).
+next start of Playback for a capture whose process died (:mod:`capture.live.recovery`).
 
-All streams are stamped from one :class:`~capture.devices.Clock`; time 0 of the session is the
+All streams are stamped from one :class:`~capture.live.devices.Clock`; time 0 of the session is the
 moment the clock started, so tracks and video line up without any offset.
 """
 from __future__ import annotations
@@ -27,7 +27,7 @@ from typing import Callable, Mapping
 import numpy as np
 
 from capture.consent import ConsentRecord, require_consent, store_enrolment, write_consent
-from capture.devices import Chunk, Clock, Device
+from capture.live.devices import Chunk, Clock, Device
 from capture.errors import PlaybackError
 from capture.media import AUDIO_RATE_HZ, decode_wav, encode_wav
 from capture.store import SCHEMA_VERSION, Store, utc_now

@@ -16,6 +16,9 @@ from capture.errors import BadMediaError, PlaybackError
 from capture.media import AUDIO_RATE_HZ, MAX_STREAMS, MIN_DURATION_S, decode_audio, encode_wav, probe, sha256_file
 from capture.store import SCHEMA_VERSION, Store, utc_now
 
+# The bundled synthetic sample: what `playback demo` imports and the simulated devices loop.
+SAMPLE_VIDEO = Path(__file__).resolve().parent.parent / "sample_data" / "session.mp4"
+
 
 def parse_participants(text: str) -> list[dict]:
     """``"Alex,Sam"`` -> participant records ``{id, name, role, seat}`` in seat order (left to

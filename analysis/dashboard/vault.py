@@ -232,7 +232,7 @@ def session_actions(store: Store, session_id: str, *, analysed: bool) -> None:
 def withdrawal_action(store: Store, session_id: str) -> None:
     """Someone present withdraws consent: one choice and one confirmation erase the session
     (the recording holds everyone's voice and face; see capture/consent.py)."""
-    from capture.consent import withdraw
+    from capture.withdrawal import withdraw
 
     people = {p["id"]: p["name"] for p in store.manifest(session_id)["participants"]}
     with st.expander("Someone withdraws their consent"):

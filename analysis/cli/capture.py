@@ -22,9 +22,7 @@ import sys
 from pathlib import Path
 
 from capture.errors import ConsentError, PlaybackError
-
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-SAMPLE_VIDEO = PROJECT_ROOT / "sample_data" / "session.mp4"
+from capture.ingest import SAMPLE_VIDEO
 
 
 def _interactive() -> bool:
@@ -57,7 +55,7 @@ def add_import_arguments(p: argparse.ArgumentParser) -> None:
 
 def cmd_import(args, store) -> int:
     from capture.consent import SCOPES, read_consent
-    from capture.importer import import_media, parse_participants
+    from capture.ingest import import_media, parse_participants
 
     people = parse_participants(args.participants)
     consent = consent_from_args(args, people)
@@ -97,7 +95,7 @@ def _record_statements(people, records, mic_factory, seconds: float) -> dict[str
     """Each person who agreed to voice analysis reads their statement; returns WAV clips.
     Runs only after everyone's consent passed the gate."""
     from capture.consent import spoken_statement
-    from capture.recorder import record_clip
+    from capture.live.recorder import record_clip
 
     clips = {}
     for p in people:
@@ -113,8 +111,8 @@ def _record_statements(people, records, mic_factory, seconds: float) -> dict[str
 
 def build_devices(args, people):
     """(mics, cameras, track_owner, mic_factory) from ``record``'s arguments."""
-    from capture.devices import Camera, FileCamera, Microphone, WavMicrophone, parse_mic
-    from capture.importer import participant_by_name
+    from capture.live.devices import Camera, FileCamera, Microphone, WavMicrophone, parse_mic
+    from capture.ingest import participant_by_name
 
     def owned(spec: str):
         name, sep, rest = spec.partition("=")
@@ -152,8 +150,8 @@ def build_devices(args, people):
 
 def cmd_record(args, store) -> int:
     from capture.consent import require_consent
-    from capture.importer import consent_records, parse_participants
-    from capture.recorder import Recorder
+    from capture.ingest import consent_records, parse_participants
+    from capture.live.recorder import Recorder
 
     people = parse_participants(args.participants)
     given = consent_from_args(args, people)
@@ -203,7 +201,7 @@ def cmd_record(args, store) -> int:
 
 
 def cmd_withdraw(args, store) -> int:
-    from capture.consent import withdraw
+    from capture.withdrawal import withdraw
 
     if not args.yes:
         if not _interactive():
@@ -240,7 +238,7 @@ def cmd_consent(args, store) -> int:
 
 
 def cmd_devices(args, store) -> int:
-    from capture.devices import list_devices
+    from capture.live.devices import list_devices
 
     found = list_devices()
     print("Microphones: " + (", ".join(found["microphones"]) or "none found"))
@@ -251,7 +249,7 @@ def cmd_devices(args, store) -> int:
 
 
 def cmd_recover(args, store) -> int:
-    from capture.recovery import recover_interrupted
+    from capture.live.recovery import recover_interrupted
 
     recovered = recover_interrupted(store)
     print(f"Recovered {len(recovered)} session(s) left unfinished by a process that stopped." if recovered

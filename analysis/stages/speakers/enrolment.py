@@ -10,7 +10,8 @@ from __future__ import annotations
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from analysis.diarization import FRAME_S, DiarizationParams, FrameDiarization, chunk_embeddings, ge2e_mel, speech_chunks, speech_mask
+from analysis.core.frames import FRAME_S
+from analysis.stages.speakers.diarization import DiarizationParams, FrameDiarization, chunk_embeddings, ge2e_mel, speech_chunks, speech_mask
 
 MIN_SIMILARITY = 0.5   # a cluster less similar than this to every print stays unnamed
 

@@ -1,6 +1,6 @@
 """The dashboard's Record page: who is here, everyone's consent, then capture.
 
-Thin UI over :mod:`capture.consent` and :mod:`capture.recorder`. Order matters (C1): every
+Thin UI over :mod:`capture.consent` and :mod:`capture.live.recorder`. Order matters (C1): every
 person ticks their own scopes (nothing pre-ticked); only when everyone has agreed to be
 recorded do the spoken statements (voice samples) and the Start button become available. While
 capture runs a red indicator shows (C5), with Stop and a one-click Withdraw for each person.
@@ -23,7 +23,7 @@ def recover_once(store: Store) -> None:
     """Recovery on start (R2): assemble recordings left by a crashed process, once per browser session."""
     if st.session_state.get("record_recovered_for") == str(store.root):
         return
-    from capture.recovery import recover_interrupted
+    from capture.live.recovery import recover_interrupted
 
     st.session_state.record_recovered_for = str(store.root)
     recovered = recover_interrupted(store)
@@ -33,7 +33,7 @@ def recover_once(store: Store) -> None:
 
 
 def _people(text: str) -> list[dict]:
-    from capture.importer import parse_participants
+    from capture.ingest import parse_participants
 
     people = parse_participants(text)
     for p in people:
@@ -60,7 +60,7 @@ def consent_form(people: list[dict]) -> dict[str, ConsentRecord]:
 
 
 def _devices_choice() -> tuple[str, list, list]:
-    from capture.devices import list_devices
+    from capture.live.devices import list_devices
 
     source = st.radio("Record from", [SIMULATED, REAL], key="rec_source")
     cameras, mics = [], []
@@ -76,8 +76,8 @@ def _devices_choice() -> tuple[str, list, list]:
 
 
 def _build_devices(source: str, cameras: list[str], mics: list[str]):
-    from capture.capture_cli import SAMPLE_VIDEO
-    from capture.devices import Camera, FileCamera, Microphone, WavMicrophone
+    from capture.ingest import SAMPLE_VIDEO
+    from capture.live.devices import Camera, FileCamera, Microphone, WavMicrophone
 
     if source == SIMULATED:
         return [WavMicrophone(SAMPLE_VIDEO, loop=True)], [FileCamera(SAMPLE_VIDEO, loop=True)]
@@ -176,7 +176,7 @@ def record_page(store: Store) -> None:
         st.error(reason)
     if st.button("● Start recording", key="rec_start", type="primary", disabled=not ready,
                  help=None if ready else "Everyone present must consent first"):
-        from capture.recorder import Recorder
+        from capture.live.recorder import Recorder
 
         mic_devices, cam_devices = _build_devices(source, cameras, mics)
         recorder = Recorder(store, people, records, mics=mic_devices, cameras=cam_devices, enrolment=clips)

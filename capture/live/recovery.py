@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 def recover_interrupted(store: Store) -> list[str]:
     """Assemble and mark ``interrupted`` every capture left behind by a dead process; returns
     the recovered session ids. Captures still running in a live process are left alone."""
-    from capture.recorder import CAPTURE_FILE, assemble
+    from capture.live.recorder import CAPTURE_FILE, assemble
 
     recovered = []
     try:

@@ -11,7 +11,7 @@
     playback delete SESSION_ID | sweep | audit verify | passphrase | retention SESSION_ID --until DATE
 
 The store is encrypted: commands that read sessions ask for the passphrase on the terminal
-(or read PLAYBACK_PASSPHRASE); see capture/vault_cli.py.
+(or read PLAYBACK_PASSPHRASE); see analysis/cli/vault.py.
 
 Errors are one readable line on stderr and exit code 2; never a traceback.
 """
@@ -27,16 +27,16 @@ from pathlib import Path
 
 import analysis  # noqa: F401  (turns pyannote telemetry off before anything imports it)
 from capture.errors import PlaybackError
+from capture.ingest import SAMPLE_VIDEO
 from capture.store import Store
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-SAMPLE_VIDEO = PROJECT_ROOT / "sample_data" / "session.mp4"
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 SAMPLE_PARTICIPANTS = "Alex,Sam"
 DASHBOARD_PORT = 8501
 
 
 def _store(args, *, unlock: bool = True) -> Store:
-    from capture.vault_cli import open_store
+    from analysis.cli.vault import open_store
 
     store = open_store(args.store, unlock=unlock)
     if unlock:
@@ -46,7 +46,7 @@ def _store(args, *, unlock: bool = True) -> Store:
 
 def _recover(store: Store) -> None:
     """Recovery on start (R2): recordings left by a crashed process are assembled, never dropped."""
-    from capture.recovery import recover_interrupted
+    from capture.live.recovery import recover_interrupted
 
     for session_id in recover_interrupted(store):
         status = store.session_row(session_id).status
@@ -55,7 +55,7 @@ def _recover(store: Store) -> None:
 
 
 def cmd_import(args) -> int:
-    from capture.capture_cli import cmd_import as import_command
+    from analysis.cli.capture import cmd_import as import_command
 
     return import_command(args, _store(args))
 
@@ -165,7 +165,7 @@ def cmd_dashboard(args) -> int:
 
 def cmd_demo(args) -> int:
     from analysis.pipeline import analyze
-    from capture.importer import import_media
+    from capture.ingest import import_media
 
     store = _store(args)
     if not SAMPLE_VIDEO.is_file():
@@ -216,7 +216,7 @@ def build_parser() -> argparse.ArgumentParser:
         return p
 
     p = add("import", cmd_import, "import a recording (or per-person audio tracks) as a new session")
-    from capture.capture_cli import add_commands as add_capture_commands, add_import_arguments
+    from analysis.cli.capture import add_commands as add_capture_commands, add_import_arguments
 
     add_import_arguments(p)
     add_capture_commands(add, _store)
@@ -233,7 +233,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("demo", cmd_demo, "import and analyse the bundled sample, then start the dashboard")
     p.add_argument("--port", type=int, default=DASHBOARD_PORT)
     p.add_argument("--no-dashboard", action="store_true", help="stop after the analysis")
-    from capture.vault_cli import add_commands
+    from analysis.cli.vault import add_commands
 
     add_commands(add)
     return parser

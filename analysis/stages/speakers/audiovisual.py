@@ -43,7 +43,7 @@ All levels and the mouth-to-voice timing are learnt from the session itself; the
 below are in units of each person's own range (0.5/0.3, the separation factor, the
 percentile) or of time (smoothing window, minimum stretch, search window for the timing),
 plus one floor in blendshape units and a minimum count of voice edges to learn a timing from.
-Checked on composed GRID couples (``analysis.av_composer``, ``benchmarks/audiovisual.py``),
+Checked on composed GRID couples (``analysis.evaluation.av_composer``, ``benchmarks/audiovisual.py``),
 including two copies of one speaker, whose voices no clustering can tell apart, and on the
 bundled sample.
 """
@@ -54,8 +54,9 @@ import pandas as pd
 from scipy.ndimage import maximum_filter1d, uniform_filter1d
 from scipy.optimize import linear_sum_assignment
 
-from analysis.diarization import FRAME_S, FrameDiarization, activity_to_segments, hysteresis
-from analysis.expressions import mouth_activity
+from analysis.core.frames import FRAME_S, activity_to_segments, hysteresis, true_runs
+from analysis.stages.speakers.diarization import FrameDiarization
+from analysis.stages.faces import mouth_activity
 
 MIN_FACE_COVERAGE = 0.5     # share of sampled frames in which a face must be seen to use it
 MOUTH_SMOOTH_S = 0.3        # mouth movement is syllabic: max over this window, then average
@@ -166,7 +167,7 @@ def attribute(labels: np.ndarray, person_of: dict[int, int], level: np.ndarray |
     if filled.any():
         nobody = ~active.any(1)
         for j in range(people):
-            for start, end in _runs_of(nobody & filled):
+            for start, end in true_runs(nobody & filled):
                 if start > 0 and end < n and active[start - 1, j] and active[end, j]:
                     # ... and, where their face is informative, only while their mouth moves
                     active[start:end, j] = sounding[start:end, j] | np.isnan(level[start:end, j])
@@ -183,9 +184,9 @@ def mouth_timing(moving: np.ndarray, labels: np.ndarray, person_of: dict[int, in
     n, people = moving.shape
     reach = int(MAX_LEAD_S / FRAME_S)
     found = {"on": [[] for _ in range(people)], "off": [[] for _ in range(people)]}
-    rises = [np.array([s for s, _ in _runs_of(moving[:, j])]) for j in range(people)]
-    falls = [np.array([e for _, e in _runs_of(moving[:, j])]) for j in range(people)]
-    for start, end in _runs_of(speech):
+    rises = [np.array([s for s, _ in true_runs(moving[:, j])]) for j in range(people)]
+    falls = [np.array([e for _, e in true_runs(moving[:, j])]) for j in range(people)]
+    for start, end in true_runs(speech):
         for edge, frame, kind, marks, sign in ((start, start, "on", rises, 1), (end, end - 1, "off", falls, -1)):
             j = person_of.get(int(labels[frame]), -1)
             if j < 0 or not informative[frame, j] or not len(marks[j]):
@@ -209,18 +210,13 @@ def _trim_runs(mask: np.ndarray, lead: np.ndarray, lag: np.ndarray, sound: np.nd
     out = np.zeros(mask.shape, bool)
     for j in range(mask.shape[1]):
         column = mask[:, j].copy()
-        for start, end in _runs_of(~column):
+        for start, end in true_runs(~column):
             if 0 < start and end < len(column) and end - start < lead[j] + lag[j] and sound[start:end].all():
                 column[start:end] = True
-        for start, end in _runs_of(column):
+        for start, end in true_runs(column):
             if end - lag[j] > start + lead[j]:
                 out[start + lead[j]:end - lag[j], j] = True
     return out
-
-
-def _runs_of(mask: np.ndarray) -> list[tuple[int, int]]:
-    change = np.flatnonzero(np.diff(np.r_[0, mask.astype(np.int8), 0]))
-    return list(zip(change[::2].tolist(), change[1::2].tolist()))
 
 
 def name_speakers(frames: FrameDiarization, ids: list[str], faces: pd.DataFrame) -> tuple[pd.DataFrame, str]:
@@ -251,7 +247,7 @@ def name_speakers(frames: FrameDiarization, ids: list[str], faces: pd.DataFrame)
 
 def _drop_short(mask: np.ndarray, min_len: int) -> np.ndarray:
     out = mask.copy()
-    for start, end in _runs_of(mask):
+    for start, end in true_runs(mask):
         if end - start < min_len:
             out[start:end] = False
     return out

@@ -52,7 +52,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import NamedTuple
 
-from capture import vault
+from capture.store import vault
 from capture.errors import AuditError, PlaybackError, StoreLockedError
 
 LOG_NAME = "audit.log"

@@ -16,7 +16,7 @@ and its speech level, 97th percentile, above 80 Hz (some clips carry sub-audio t
 pauses under 0.5 s filled), and every placement
 shifts it by a whole number of video frames, so sound, picture and truth agree to the sample.
 
-Participants are named by seat: ``p1`` left, ``p2`` right (as ``analysis.faces`` seats them).
+Participants are named by seat: ``p1`` left, ``p2`` right (as ``analysis.stages.faces`` seats them).
 
     compose_couple("couple.mp4", left="bbaf2n", right="lwbsza", duration_s=40, seed=0)
 
@@ -33,18 +33,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from analysis.diarization import frame_level_db
+from analysis.core.frames import FRAME_S, frame_level_db, true_runs
 
 SR = 16000                      # sound sample rate, Hz
 FPS = 25                        # GRID video frame rate
-FRAME_S = 0.01                  # truth resolution when measured from energy
 LEAD_S = 0.3                    # a clip starts playing this long before its first sound ...
 TAIL_S = 0.3                    # ... and stops this long after its last
 FILL_PAUSE_S = 0.5              # pauses shorter than this inside a sentence are speech (turn gap)
 SPEECH_LEVEL_DB = -23.0         # every clip's speech is normalised to this RMS level (dBFS)
 NOISE_DB = -65.0                # a faint noise floor under the mixture (no digital silence)
 IDS = {"left": "p1", "right": "p2"}
-DEFAULT_DATA_DIR = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "talking"
+DEFAULT_DATA_DIR = Path(__file__).resolve().parents[3] / "shared" / "data" / "talking"
 
 
 @dataclass(frozen=True)
@@ -87,11 +86,6 @@ class Turn:
     start_s: float
 
 
-def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
-    change = np.flatnonzero(np.diff(np.r_[0, mask.astype(np.int8), 0]))
-    return list(zip(change[::2].tolist(), change[1::2].tolist()))
-
-
 def _energy_speech(y: np.ndarray) -> list[tuple[float, float]]:
     from scipy.signal import butter, sosfiltfilt
 
@@ -99,11 +93,11 @@ def _energy_speech(y: np.ndarray) -> list[tuple[float, float]]:
     e = frame_level_db(y, SR, frame_s=FRAME_S)
     noise, level = np.percentile(e, [10, 97])
     mask = e > (noise + level) / 2
-    runs = _runs(mask)
+    runs = true_runs(mask)
     for (_, e0), (s1, _) in zip(runs, runs[1:]):
         if s1 - e0 < FILL_PAUSE_S / FRAME_S:
             mask[e0:s1] = True
-    return [(s * FRAME_S, e_ * FRAME_S) for s, e_ in _runs(mask) if e_ - s >= 0.1 / FRAME_S]
+    return [(s * FRAME_S, e_ * FRAME_S) for s, e_ in true_runs(mask) if e_ - s >= 0.1 / FRAME_S]
 
 
 def _align_speech(path: Path) -> list[tuple[float, float]]:

@@ -23,7 +23,8 @@ from dataclasses import asdict, dataclass, replace
 import numpy as np
 import pandas as pd
 
-from analysis.diarization import FRAME_S, DiarizationParams, _fill_short_runs, _fill_same_speaker_pauses, frame_level_db, frames_to_segments, speech_mask
+from analysis.core.frames import FRAME_S, fill_same_speaker_pauses, fill_short_runs, frame_level_db, frames_to_segments
+from analysis.stages.speakers.diarization import DiarizationParams, speech_mask
 
 
 @dataclass(frozen=True)
@@ -142,8 +143,8 @@ def multitrack_activity(tracks: list[np.ndarray], sr: int, *, params: Multitrack
             active[:, j] &= (own >= expected + params.bleed_margin_db) & (own >= floor)
     for j in range(len(tracks)):
         labels = np.where(active[:, j], 0, -1)
-        labels = _fill_same_speaker_pauses(labels, int(params.same_speaker_pause_s / FRAME_S))
-        active[:, j] = _fill_short_runs(labels >= 0, value=True, max_len=int(params.min_speech_s / FRAME_S))
+        labels = fill_same_speaker_pauses(labels, int(params.same_speaker_pause_s / FRAME_S))
+        active[:, j] = fill_short_runs(labels >= 0, value=True, max_len=int(params.min_speech_s / FRAME_S))
     return active
 
 

@@ -17,7 +17,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from analysis.models import FACE_LANDMARKER, resolve_model
+from analysis.core.models import FACE_LANDMARKER, resolve_model
 from capture.media import iter_video_frames
 
 BLENDSHAPES = [
@@ -184,3 +184,13 @@ def face_frames(
     detections = detect_faces(video_path, n_participants=len(participant_ids), origin_s=origin_s,
                               params=params, progress=progress, visible=visible)
     return assign_seats(detections, participant_ids)
+
+
+def mouth_activity(faces: pd.DataFrame) -> pd.DataFrame:
+    """Mouth opening per participant per sampled frame: ``participant_id, t_s, mouth_open``
+    (``jawOpen`` plus the mean lower-lip drop, NaN where no face was found)."""
+    if faces.empty:
+        return pd.DataFrame(columns=["participant_id", "t_s", "mouth_open"])
+    lower = (faces.mouthLowerDownLeft + faces.mouthLowerDownRight) / 2
+    return pd.DataFrame({"participant_id": faces.participant_id, "t_s": faces.t_s,
+                         "mouth_open": faces.jawOpen + lower})

@@ -830,7 +830,7 @@ def synthetic_session(*, duration_s: float = 3000.0, n_speakers: int = 4, seed: 
     return pd.DataFrame(rows, columns=["start_s", "end_s", "participant_id"])
 
 
-if __name__ == "__main__":  # timing check: python -m analysis.dynamics
+if __name__ == "__main__":  # timing check: python -m analysis.stages.dynamics
     sess = synthetic_session()
     t0 = time.perf_counter()
     res = analyse_dynamics(sess, session_end_s=3000.0)

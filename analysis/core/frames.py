@@ -1,0 +1,95 @@
+"""The frame grid every stage shares, and operations on frame masks.
+
+Audio stages label 10 ms frames (:data:`FRAME_S`); a mask is a 1-D bool array over them, an
+activity matrix ``(n_frames, people)`` bool. Segments are ``start_s, end_s, participant_id,
+confidence`` rows (seconds).
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+FRAME_S = 0.01  # label resolution of every audio stage, seconds
+
+
+def frame_level_db(y: np.ndarray, sr: int, *, frame_s: float = FRAME_S) -> np.ndarray:
+    """Level in dBFS (mean power) of non-overlapping ``frame_s`` frames, the last one padded with
+    zeros: shape ``(ceil(len(y) / (sr * frame_s)),)``."""
+    hop = int(round(frame_s * sr))
+    n = int(np.ceil(len(y) / hop))
+    padded = np.zeros(n * hop)
+    padded[: len(y)] = y
+    return 10 * np.log10(np.mean(padded.reshape(n, hop) ** 2, axis=1) + 1e-12)
+
+
+def runs(mask: np.ndarray) -> list[tuple[int, int, bool]]:
+    """(start, end, value) runs of a 1-D array."""
+    if mask.size == 0:
+        return []
+    change = np.flatnonzero(np.diff(mask.astype(np.int8))) + 1
+    starts = np.r_[0, change]
+    ends = np.r_[change, mask.size]
+    return [(int(s), int(e), bool(mask[s])) for s, e in zip(starts, ends)]
+
+
+def hysteresis(level: np.ndarray, on: float, off: float) -> np.ndarray:
+    """True from where ``level`` rises above ``on`` until it falls below ``off``; per column
+    when ``level`` is 2-D (same shape out, bool)."""
+    columns = level.reshape(len(level), -1)
+    out = np.zeros(columns.shape, bool)
+    for j in range(columns.shape[1]):
+        state = False
+        for i, v in enumerate(columns[:, j]):
+            state = v > on or (state and v >= off)
+            out[i, j] = state
+    return out.reshape(level.shape)
+
+
+def fill_short_runs(mask: np.ndarray, *, value: bool, max_len: int) -> np.ndarray:
+    """Flip interior runs equal to ``value`` shorter than ``max_len`` frames."""
+    out = mask.copy()
+    spans = runs(mask)
+    for i, (s, e, v) in enumerate(spans):
+        interior = 0 < i < len(spans) - 1 or value  # speech islands at the edges are dropped too
+        if v == value and e - s < max_len and interior:
+            out[s:e] = not value
+    return out
+
+
+def fill_same_speaker_pauses(labels: np.ndarray, max_len: int) -> np.ndarray:
+    """Non-speech runs shorter than ``max_len`` frames between two runs of one label take it."""
+    out = labels.copy()
+    spans = runs(labels >= 0)
+    for i in range(1, len(spans) - 1):
+        s, e, is_speech = spans[i]
+        if not is_speech and e - s < max_len and labels[s - 1] == labels[e]:
+            out[s:e] = labels[s - 1]
+    return out
+
+
+def true_runs(mask: np.ndarray) -> list[tuple[int, int]]:
+    """``(start, end)`` frame indices (end exclusive) of the True runs of a 1-D mask."""
+    return [(s, e) for s, e, value in runs(mask) if value]
+
+
+def frames_to_segments(labels: np.ndarray, confidence: np.ndarray | None = None, *, prefix: str = "spk") -> pd.DataFrame:
+    """Runs of equal non-negative labels -> segments ``start_s, end_s, participant_id, confidence``."""
+    rows = []
+    for s, e, _ in runs(labels):
+        value = int(labels[s])
+        if value < 0:
+            continue
+        conf = float(np.mean(confidence[s:e])) if confidence is not None else 1.0
+        rows.append((round(s * FRAME_S, 3), round(e * FRAME_S, 3), f"{prefix}{value}", round(conf, 3)))
+    return pd.DataFrame(rows, columns=["start_s", "end_s", "participant_id", "confidence"])
+
+
+def activity_to_segments(active: np.ndarray, ids: list[str], confidence: np.ndarray | None = None) -> pd.DataFrame:
+    """Per-person activity, shape (n_frames, people) bool, -> segments (overlaps allowed)."""
+    frames = []
+    for j, pid in enumerate(ids):
+        seg = frames_to_segments(np.where(active[:, j], 0, -1), confidence)
+        seg["participant_id"] = pid
+        frames.append(seg)
+    out = pd.concat(frames, ignore_index=True) if frames else frames_to_segments(np.zeros(0, int))
+    return out.sort_values(["start_s", "participant_id"], ignore_index=True)

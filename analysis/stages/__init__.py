@@ -1,0 +1,1 @@
+"""The analysis stages, one module (or sub-package) each; :mod:`analysis.pipeline` runs them."""

@@ -1,0 +1,1 @@
+"""Live capture: devices, the recorder, and recovery of recordings a crash interrupted."""
