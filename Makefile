@@ -55,11 +55,11 @@ test: setup system-deps
 	$(BIN)/python -m pytest
 
 benchmark: setup
-	$(BIN)/python benchmarks/analyze_sample.py
+	$(BIN)/python -m benchmarks.analyze_sample
 	$(BIN)/python -m benchmarks.dynamics --multitrack --from-audio
-	$(BIN)/python benchmarks/diarization.py
-	$(BIN)/python benchmarks/audiovisual.py
-	$(BIN)/python benchmarks/vault_overhead.py
+	$(BIN)/python -m benchmarks.diarization
+	$(BIN)/python -m benchmarks.audiovisual
+	$(BIN)/python -m benchmarks.vault_overhead
 
 clean:
 	rm -rf $(VENV) .lock-tool .pytest_cache tests/artifacts

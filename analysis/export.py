@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from analysis.core.rttm import to_rttm
 from capture.errors import PlaybackError
 from capture.store import Store
 
@@ -23,12 +24,8 @@ def speakers_rttm(store: Store, session_id: str) -> str:
     """RTTM text of the speaker turns, labelled with participant names (spaces as ``_``)."""
     turns, _ = store.read_table(session_id, "derived/speakers.parquet", ["start_s", "end_s", "participant_id"])
     names = _names(store, session_id)
-    lines = [
-        f"SPEAKER {session_id} 1 {r.start_s:.3f} {r.end_s - r.start_s:.3f} <NA> <NA> "
-        f"{names.get(r.participant_id, r.participant_id).replace(' ', '_')} <NA> <NA>"
-        for r in turns.sort_values("start_s").itertuples()
-    ]
-    return "\n".join(lines) + ("\n" if lines else "")
+    named = turns.assign(name=[names.get(pid, pid) for pid in turns.participant_id])
+    return to_rttm(named, session_id, label="name")
 
 
 def events_csv(store: Store, session_id: str) -> str:

@@ -1,36 +1,45 @@
-"""The analysis pipeline: stages that each read what they need and write one artifact.
+"""The analysis pipeline: stages that each read what they declare and write their artifacts.
 
-Stages run in order. Each stage's *fingerprint* hashes its code version, parameters and the
-fingerprints of its inputs (media file hashes or earlier stages); ``derived/<stage>.run.json``
-records it with the model versions, timings and status, and a re-run skips a stage whose
-fingerprint is unchanged. Every stage reports progress through one hook,
-``hook(step, *, completed, total)``.
+The stage contract (:class:`Stage`):
+
+* a stage **declares its inputs**: media streams (``media:<key>``), consent scopes
+  (``consent:<scope>``), the enrolment clips (``enrolment``) and earlier stages by name;
+* it is a function ``run(session, params, hook) -> StageResult`` that returns its tables
+  (``derived/<name>.parquet``) and facts for its run record; it **applies its own consent rule**
+  (``Stage.consent``) to what it produced;
+* every constant that shapes its output is a field of its parameter classes (``Stage.params``
+  names the fields of :class:`Params`), so the *fingerprint* covers it;
+* it reports progress through one hook, ``hook(step, *, completed, total)``.
+
+A stage's fingerprint hashes its code version, parameters and the fingerprints of its
+declared inputs; ``derived/<stage>.run.json`` records it with the model versions, timings and
+status, and a re-run skips a stage whose fingerprint is unchanged and whose files are intact.
+Heavy models follow one lifetime policy (``analysis.core.models.shared_model``).
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import platform
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Protocol
+from typing import Callable, NamedTuple, Protocol
 
 import numpy as np
 import pandas as pd
 
-from analysis.stages.speakers import diarization
-from analysis.stages import dynamics
-from analysis.stages.speakers import enrolment
-from analysis.stages import expressions
-from analysis.stages import faces
-from analysis.stages.speakers import multitrack
-from analysis.stages import tone
-from analysis.stages.speakers.audiovisual import name_speakers
-from capture.media import AUDIO_RATE_HZ, decode_wav
+from analysis.core import events as ev
+from analysis.stages import dynamics, expressions, faces, tone
+from analysis.stages.speakers import diarization, enrolment, multitrack, pyannote_backend
+from analysis.stages.speakers.audiovisual import AudioVisualParams, name_speakers
+from capture.consent import SCOPES, consented_ids, read_consent
 from capture.errors import IntegrityError
+from capture.media import AUDIO_RATE_HZ, decode_wav
 from capture.store import Store, utc_now
 
 CODE_VERSION = "0.1.0"
+SPEAKER_COLUMNS = ["start_s", "end_s", "participant_id", "confidence"]
 
 
 class ProgressHook(Protocol):
@@ -43,14 +52,32 @@ def no_progress(step: str, *, completed: int, total: int) -> None:
 
 @dataclass
 class Params:
-    """All analysis parameters, recorded with every artifact."""
+    """All analysis parameters, recorded with every artifact (each stage names its fields)."""
 
     diarization: diarization.DiarizationParams = field(default_factory=diarization.DiarizationParams)
     multitrack: multitrack.MultitrackParams = field(default_factory=multitrack.MultitrackParams)
+    audiovisual: AudioVisualParams = field(default_factory=AudioVisualParams)
     faces: faces.FaceParams = field(default_factory=faces.FaceParams)
     tone: tone.ToneParams = field(default_factory=tone.ToneParams)
     dynamics: dynamics.DynamicsParams = field(default_factory=dynamics.DynamicsParams)
     expressions: expressions.ExpressionParams = field(default_factory=expressions.ExpressionParams)
+
+    @classmethod
+    def from_environment(cls) -> "Params":
+        """Defaults, with the user's configuration from the environment: a pyannote pipeline
+        in ``PLAYBACK_PYANNOTE_PIPELINE`` (the only setting read from outside)."""
+        params = cls()
+        params.diarization = dataclasses.replace(params.diarization,
+                                                 pyannote_pipeline=pyannote_backend.configured_pipeline())
+        return params
+
+
+class StageResult(NamedTuple):
+    """What a stage returns: ``tables`` (file name under ``derived/`` -> table) and ``info``,
+    facts for its run record (models, backend, ``skipped`` with the reason)."""
+
+    tables: dict[str, pd.DataFrame]
+    info: dict
 
 
 class Session:
@@ -72,14 +99,7 @@ class Session:
 
     def consented(self, scope: str) -> list[str]:
         """Participants whose consent covers ``scope`` (see capture/consent.py), seat order."""
-        from capture.consent import consented_ids
-
         return consented_ids(self.store, self.id, scope, self.participant_ids)
-
-    def consent_fingerprint(self) -> dict:
-        from capture.consent import SCOPES
-
-        return {scope: self.consented(scope) for scope in SCOPES if scope.startswith("analyse")}
 
     def audio(self) -> tuple[np.ndarray, int] | None:
         """Normalised mono audio ``(y, sr)``; None for a session without sound, or when nobody
@@ -94,18 +114,35 @@ class Session:
     def table(self, rel: str, columns: list[str] | None = None) -> pd.DataFrame:
         return self.store.read_table(self.id, rel, columns)[0]
 
-    def media_fingerprint(self, key: str) -> str:
-        """sha256 of a media stream's file, recorded at import ("none" when absent)."""
-        return self.manifest["media"].get("sha256", {}).get(key, "none")
+    def enrolment_clips(self) -> dict[str, str]:
+        """``participant id -> enrolment clip path`` of those whose consent clip was kept as
+        their voice sample and who agreed to voice analysis."""
+        return {pid: record.enrolment for pid, record in (read_consent(self.store, self.id) or {}).items()
+                if record.enrolment and record.allows("analyse_voice") and self.store.exists(self.id, record.enrolment)}
+
+    def input_fingerprint(self, name: str) -> object:
+        """The fingerprint of a declared input that is not a stage: a media stream's sha256
+        recorded at import ("none" when absent), the participants a consent scope covers, or
+        the sha256 of each enrolment clip."""
+        kind, _, key = name.partition(":")
+        if kind == "media":
+            return self.manifest["media"].get("sha256", {}).get(key, "none")
+        if kind == "consent":
+            return self.consented(key)
+        if kind == "enrolment":
+            return {pid: hashlib.sha256(self.store.read_bytes(self.id, rel)).hexdigest()
+                    for pid, rel in sorted(self.enrolment_clips().items())}
+        raise ValueError(f"unknown stage input {name!r}")
 
 
 Outputs = dict[str, pd.DataFrame]
 
 
-def run_faces(s: Session, p: Params, hook: ProgressHook) -> tuple[Outputs, dict]:
+def run_faces(s: Session, p: Params, hook: ProgressHook) -> StageResult:
+    """Face features per participant over sampled frames (``faces.parquet``)."""
     video = s.manifest["media"].get("video")
     if video is None:
-        return {"faces.parquet": pd.DataFrame(columns=faces.COLUMNS)}, {"skipped": "no video"}
+        return StageResult({"faces.parquet": pd.DataFrame(columns=faces.COLUMNS)}, {"skipped": "no video"})
     total = int(s.manifest["duration_s"] * p.faces.sample_fps) + 1
     done = 0
 
@@ -118,37 +155,34 @@ def run_faces(s: Session, p: Params, hook: ProgressHook) -> tuple[Outputs, dict]
     # the others (equal columns, left to right) are blanked before the model sees a frame
     ids = s.consented("analyse_face")
     if not ids:
-        return {"faces.parquet": pd.DataFrame(columns=faces.COLUMNS)}, {"skipped": "no face-analysis consent"}
+        return StageResult({"faces.parquet": pd.DataFrame(columns=faces.COLUMNS)}, {"skipped": "no face-analysis consent"})
     n = len(s.participant_ids)
     visible = None if len(ids) == n else [(i / n, (i + 1) / n) for i, pid in enumerate(s.participant_ids) if pid in ids]
     with s.store.media_path(s.id, video) as path:
         frame = faces.face_frames(path, ids, origin_s=s.manifest.get("time_origin_s", 0.0),
                                   params=p.faces, progress=advance, visible=visible)
-    return {"faces.parquet": frame}, {"models": faces.model_versions(), "sample_fps": p.faces.sample_fps,
-                                      "face_consent": ids}
+    return StageResult({"faces.parquet": frame}, {"models": faces.model_versions(), "sample_fps": p.faces.sample_fps,
+                                                  "face_consent": ids})
 
 
-def run_speakers(s: Session, p: Params, hook: ProgressHook) -> tuple[Outputs, dict]:
+def run_speakers(s: Session, p: Params, hook: ProgressHook) -> StageResult:
     """Who spoke when, with the backend chosen from what the session has: one track per person
     -> multi-track; a configured pyannote pipeline -> pyannote; otherwise the embedded
     single-microphone backend, with clusters named by enrolment clips and by faces."""
-    columns = ["start_s", "end_s", "participant_id", "confidence"]
     if len(s.manifest["media"].get("tracks") or []) >= 2:
         return _speakers_multitrack(s, p, hook)
     audio = s.audio()
     if audio is None:
-        return {"speakers.parquet": pd.DataFrame(columns=columns)}, {"skipped": "no audio"}
+        return StageResult({"speakers.parquet": pd.DataFrame(columns=SPEAKER_COLUMNS)}, {"skipped": "no audio"})
     y, sr = audio
     ids = s.participant_ids
     hook("speakers", completed=0, total=2)
     if p.diarization.pyannote_pipeline:
-        from analysis.stages.speakers import pyannote_backend
-
-        pipeline = pyannote_backend.load_pipeline(pyannote_backend.locate_pipeline())
+        pipeline = pyannote_backend.load_pipeline(pyannote_backend.locate_pipeline(p.diarization.pyannote_pipeline))
         segments = pyannote_backend.diarize_with_pyannote(pipeline, y, sr, n_speakers=len(ids))
         segments = pyannote_backend.map_labels(segments, pyannote_backend.first_speech_mapping(segments, ids))
         hook("speakers", completed=2, total=2)
-        return {"speakers.parquet": segments[columns]}, pyannote_backend.backend_record(pipeline)
+        return StageResult({"speakers.parquet": segments[SPEAKER_COLUMNS]}, pyannote_backend.backend_record(pipeline))
     frames = diarization.diarize_frames(y, sr, n_speakers=len(ids), params=p.diarization)
     prints = _enrolment_prints(s, p)
     enrolled = ""
@@ -157,22 +191,19 @@ def run_speakers(s: Session, p: Params, hook: ProgressHook) -> tuple[Outputs, di
         frames = _order_clusters_by_participant(frames, {c: ids.index(pid) for c, (pid, _) in named.items()})
         enrolled = f"; {len(named)} of {len(prints)} enrolled voices recognised"
     hook("speakers", completed=1, total=2)
-    segments, how = name_speakers(frames, ids, s.table("derived/faces.parquet"))
+    segments, how = name_speakers(frames, ids, s.table("derived/faces.parquet"), params=p.audiovisual)
     hook("speakers", completed=2, total=2)
-    return {"speakers.parquet": segments}, {"models": diarization.model_versions(), "backend": how + enrolled}
+    return StageResult({"speakers.parquet": segments}, {"models": diarization.model_versions(), "backend": how + enrolled})
 
 
 def _enrolment_prints(s: Session, p: Params) -> dict[str, np.ndarray]:
     """Voice prints of participants whose consent clip was kept as their enrolment sample."""
-    from capture.consent import read_consent
-
     prints = {}
-    for pid, record in (read_consent(s.store, s.id) or {}).items():
-        if record.enrolment and record.allows("analyse_voice") and s.store.exists(s.id, record.enrolment):
-            clip, sr = decode_wav(s.store.read_bytes(s.id, record.enrolment))
-            voice = enrolment.voice_print(clip if clip.ndim == 1 else clip.mean(0), sr, params=p.diarization)
-            if voice is not None:
-                prints[pid] = voice
+    for pid, rel in s.enrolment_clips().items():
+        clip, sr = decode_wav(s.store.read_bytes(s.id, rel))
+        voice = enrolment.voice_print(clip if clip.ndim == 1 else clip.mean(0), sr, params=p.diarization)
+        if voice is not None:
+            prints[pid] = voice
     return prints
 
 
@@ -185,7 +216,7 @@ def _order_clusters_by_participant(frames: diarization.FrameDiarization, seat_of
     return frames.relabelled([old for old, _ in sorted(seat.items(), key=lambda item: item[1])])
 
 
-def _speakers_multitrack(s: Session, p: Params, hook: ProgressHook) -> tuple[Outputs, dict]:
+def _speakers_multitrack(s: Session, p: Params, hook: ProgressHook) -> StageResult:
     """One track per person: per-track voice activity with bleed rejection. Tracks of people
     who did not consent to voice analysis are not analysed."""
     tracks = s.manifest["media"]["tracks"]
@@ -199,27 +230,32 @@ def _speakers_multitrack(s: Session, p: Params, hook: ProgressHook) -> tuple[Out
         y, sr = decode_wav(s.store.read_bytes(s.id, track["rel"]))
         signals.append(y if y.ndim == 1 else y.mean(0))
     segments = (multitrack.diarize_tracks(signals, sr, [pid for _, pid in chosen], params=p.multitrack) if signals
-                else pd.DataFrame(columns=["start_s", "end_s", "participant_id", "confidence"]))
+                else pd.DataFrame(columns=SPEAKER_COLUMNS))
     hook("speakers", completed=1, total=1)
-    return {"speakers.parquet": segments}, {
+    return StageResult({"speakers.parquet": segments}, {
         "models": diarization.model_versions(),
         "backend": f"multi-track: one microphone per person ({len(signals)} tracks), Silero VAD per track with "
-                   "bleed rejection"}
+                   "bleed rejection"})
 
 
-def run_tone(s: Session, p: Params, hook: ProgressHook) -> tuple[Outputs, dict]:
+def run_tone(s: Session, p: Params, hook: ProgressHook) -> StageResult:
+    """Prosody frames (``tone_frames.parquet``: ``t_s``, ``loudness_db``, ``f0_hz``) and each
+    speech segment against the speaker's own baseline (``tone.parquet``)."""
     audio = s.audio()
     if audio is None:
-        return {"tone.parquet": tone.segment_tone(pd.DataFrame(), pd.DataFrame()),
-                "tone_frames.parquet": pd.DataFrame(columns=["t_s", "loudness_db", "f0_hz"])}, {"skipped": "no audio"}
+        return StageResult({"tone.parquet": tone.segment_tone(pd.DataFrame(), pd.DataFrame()),
+                            "tone_frames.parquet": pd.DataFrame(columns=["t_s", "loudness_db", "f0_hz"])},
+                           {"skipped": "no audio"})
     hook("tone", completed=0, total=1)
     frames = tone.prosody_frames(*audio, params=p.tone)
     speech = s.table("derived/speakers.parquet")
     hook("tone", completed=1, total=1)
-    return {"tone.parquet": tone.segment_tone(frames, speech, params=p.tone), "tone_frames.parquet": frames}, {}
+    return StageResult({"tone.parquet": tone.segment_tone(frames, speech, params=p.tone), "tone_frames.parquet": frames}, {})
 
 
-def run_dynamics(s: Session, p: Params, hook: ProgressHook) -> tuple[Outputs, dict]:
+def run_dynamics(s: Session, p: Params, hook: ProgressHook) -> StageResult:
+    """Turns, overlaps, backchannels, interruptions and silences (``dynamics.parquet``, events
+    contract) with per-person metrics, who-interrupts-whom and turn changes."""
     speech = s.table("derived/speakers.parquet")
     frames = s.table("derived/tone_frames.parquet")
     media = s.manifest["media"]
@@ -230,126 +266,142 @@ def run_dynamics(s: Session, p: Params, hook: ProgressHook) -> tuple[Outputs, di
         voice_analysed=bool(s.consented("analyse_voice")),
     )
     hook("dynamics", completed=1, total=1)
-    return {
-        "dynamics.parquet": result.events,
+    return StageResult({
+        "dynamics.parquet": ev.conform(ev.upgrade_legacy(result.events)),  # TODO(split): structured fields from dynamics
         "participants.parquet": result.participants,
         "matrix.parquet": result.matrix.reset_index(names="interrupter"),
         "turn_changes.parquet": result.turn_changes,
-    }, {}
+    }, {})
 
 
-def run_expressions(s: Session, p: Params, hook: ProgressHook) -> tuple[Outputs, dict]:
+def run_expressions(s: Session, p: Params, hook: ProgressHook) -> StageResult:
+    """Expression events per participant from the face features (``expressions.parquet``)."""
     events = expressions.expression_events(s.table("derived/faces.parquet"), params=p.expressions)
     hook("expressions", completed=1, total=1)
-    return {"expressions.parquet": events}, {}
+    return StageResult({"expressions.parquet": events}, {})
 
 
-EVENT_COLUMNS = ["session_id", "event_id", "start_s", "end_s", "kind", "participant_id", "target_participant_id",
-                 "label", "value", "confidence", "source", "source_version", "explanation"]
-
-EXPRESSION_TEXT = {
-    "smile": "{name} smiles ({start:.1f}-{end:.1f} s).",
-    "one_sided_smile": "{name} shows a one-sided smile ({start:.1f}-{end:.1f} s): a possible contempt signal "
-                       "to look at together, not a verdict.",
-    "frown": "{name}'s brows are lowered ({start:.1f}-{end:.1f} s).",
-}
-
-
-def run_events(s: Session, p: Params, hook: ProgressHook) -> tuple[Outputs, dict]:
-    names = s.names
-    parts = [s.table("derived/dynamics.parquet").assign(source="dynamics")]
-    tone_segments = s.table("derived/tone.parquet")
-    raised = tone.raised_passages(tone_segments, params=p.tone)
-    parts.append(pd.DataFrame({
+def _raised_voice_events(s: Session, p: Params) -> pd.DataFrame:
+    """Raised-voice passages from the tone stage, as contract events."""
+    raised = tone.raised_passages(s.table("derived/tone.parquet"), params=p.tone)
+    name = s.names
+    return pd.DataFrame({
         "start_s": raised.start_s, "end_s": raised.end_s, "kind": "raised_voice", "participant_id": raised.participant_id,
-        "target_participant_id": None, "label": "raised voice", "value": raised.loudness_delta_db, "confidence": 1.0,
-        "source": "tone",
-        "explanation": [f"{names.get(r.participant_id, r.participant_id)}'s voice is {r.loudness_delta_db:.0f} dB louder and "
-                        f"{r.pitch_delta_st:.0f} semitones higher than their own usual level ({r.start_s:.1f}-{r.end_s:.1f} s)."
+        "label": "raised voice", "value": raised.loudness_delta_db, "confidence": 1.0,
+        "explanation": [ev.explain("raised_voice", name=name.get(r.participant_id, r.participant_id),
+                                   loudness_db=r.loudness_delta_db, pitch_st=r.pitch_delta_st, start=r.start_s, end=r.end_s)
                         for r in raised.itertuples()],
-    }))
+    })
+
+
+def _expression_events(s: Session) -> pd.DataFrame:
+    """Expression runs from the expressions stage, as contract events."""
     expr = s.table("derived/expressions.parquet")
-    parts.append(pd.DataFrame({
+    name = s.names
+    return pd.DataFrame({
         "start_s": expr.start_s, "end_s": expr.end_s, "kind": "expression", "participant_id": expr.participant_id,
-        "target_participant_id": None, "label": expr.label, "value": expr.value, "confidence": expr.confidence,
-        "source": "faces",
-        "explanation": [EXPRESSION_TEXT[r.label].format(name=names.get(r.participant_id, r.participant_id),
-                                                        start=r.start_s, end=r.end_s) for r in expr.itertuples()],
-    }))
-    events = pd.concat([part for part in parts if len(part)], ignore_index=True) if any(len(x) for x in parts) \
-        else pd.DataFrame(columns=EVENT_COLUMNS)
+        "label": expr.label, "expression": expr.label, "value": expr.value, "confidence": expr.confidence,
+        "explanation": [ev.explain("expression", r.label, name=name.get(r.participant_id, r.participant_id),
+                                   start=r.start_s, end=r.end_s) for r in expr.itertuples()],
+    })
+
+
+def run_events(s: Session, p: Params, hook: ProgressHook) -> StageResult:
+    """Every stage's events in one table (``events.parquet``, :data:`analysis.core.events.EVENT_COLUMNS`),
+    in time order, with ids ``e00000``..."""
+    parts = {"dynamics": s.table("derived/dynamics.parquet"), "tone": _raised_voice_events(s, p),
+             "faces": _expression_events(s)}
+    parts = [ev.conform(frame).assign(source=source) for source, frame in parts.items() if len(frame)]
+    events = pd.concat(parts, ignore_index=True) if parts else ev.empty(ev.STAGE_COLUMNS + ["source"])
     events = events.sort_values(["start_s", "kind"], ignore_index=True)
     events["session_id"] = s.id
     events["event_id"] = [f"e{i:05d}" for i in range(len(events))]
     events["source_version"] = CODE_VERSION
-    for column in EVENT_COLUMNS:
-        if column not in events:
-            events[column] = None
-    events = events[EVENT_COLUMNS]
-    events["target_participant_id"] = events["target_participant_id"].astype(object)
     hook("events", completed=1, total=1)
-    return {"events.parquet": events}, {}
+    return StageResult({"events.parquet": ev.conform(events, ev.EVENT_COLUMNS)}, {})
 
 
+# ---- consent rules, one per stage that needs one ----------------------------------------------
 UNATTRIBUTED = "unattributed"
 
 
-def honour_voice_consent(stage: str, s: Session, outputs: Outputs, info: dict) -> tuple[Outputs, dict]:
-    """Consent (C3) for voice: separating voices in a mixed recording passes everyone's audio
-    through voice activity and clustering, but speech of a person who did not agree to voice
-    analysis is never attributed to them: it is labelled ``unattributed``, gets no tone
-    summary, and the prosody frames during it are blanked (NaN)."""
+def _voice_rule(s: Session, result: StageResult) -> tuple[set[str], StageResult | None]:
+    """Who agreed to voice analysis, and the result to keep as it is (None: apply the rule)."""
     allowed = set(s.consented("analyse_voice"))
-    if stage not in ("speakers", "tone"):
-        return outputs, info
     if s.manifest["media"].get("audio") and not allowed:
-        return outputs, {**info, "skipped": "no voice-analysis consent"}
-    if allowed == set(s.participant_ids):
-        return outputs, info
-    out = dict(outputs)
-    if stage == "speakers":
-        table = out["speakers.parquet"].copy()
-        table.loc[~table.participant_id.isin(allowed), "participant_id"] = UNATTRIBUTED
-        out["speakers.parquet"] = table
-        info = {**info, "voice_consent": sorted(allowed)}
-    else:
-        tone_table = out["tone.parquet"]
-        out["tone.parquet"] = tone_table[tone_table.participant_id.isin(allowed)].reset_index(drop=True)
-        frames = out["tone_frames.parquet"].copy()
-        speech = s.table("derived/speakers.parquet")
-        hidden = speech[speech.participant_id == UNATTRIBUTED]
-        t = frames.t_s.to_numpy() if len(frames) else np.zeros(0)
-        mask = np.zeros(len(t), bool)
-        for row in hidden.itertuples():
-            mask |= (t >= row.start_s) & (t < row.end_s)
-        frames.loc[mask, ["loudness_db", "f0_hz"]] = np.nan
-        out["tone_frames.parquet"] = frames
-    return out, info
+        return allowed, StageResult(result.tables, {**result.info, "skipped": "no voice-analysis consent"})
+    return allowed, result if allowed == set(s.participant_ids) else None
+
+
+def unattribute_speech(s: Session, result: StageResult) -> StageResult:
+    """Consent (C3) for voice, speakers stage: separating voices in a mixed recording passes
+    everyone's audio through voice activity and clustering, but speech of a person who did not
+    agree to voice analysis is never attributed to them: it is labelled ``unattributed``."""
+    allowed, kept = _voice_rule(s, result)
+    if kept is not None:
+        return kept
+    table = result.tables["speakers.parquet"].copy()
+    table.loc[~table.participant_id.isin(allowed), "participant_id"] = UNATTRIBUTED
+    return StageResult({**result.tables, "speakers.parquet": table}, {**result.info, "voice_consent": sorted(allowed)})
+
+
+def hide_unconsented_tone(s: Session, result: StageResult) -> StageResult:
+    """Consent (C3) for voice, tone stage: unattributed speech gets no tone summary, and the
+    prosody frames during it are blanked (NaN)."""
+    allowed, kept = _voice_rule(s, result)
+    if kept is not None:
+        return kept
+    tone_table = result.tables["tone.parquet"]
+    frames = result.tables["tone_frames.parquet"].copy()
+    hidden = s.table("derived/speakers.parquet").query(f"participant_id == '{UNATTRIBUTED}'")
+    t = frames.t_s.to_numpy() if len(frames) else np.zeros(0)
+    mask = np.zeros(len(t), bool)
+    for row in hidden.itertuples():
+        mask |= (t >= row.start_s) & (t < row.end_s)
+    frames.loc[mask, ["loudness_db", "f0_hz"]] = np.nan
+    return StageResult({"tone.parquet": tone_table[tone_table.participant_id.isin(allowed)].reset_index(drop=True),
+                        "tone_frames.parquet": frames}, result.info)
+
+
+def consent_applied_in_run(s: Session, result: StageResult) -> StageResult:
+    """The stage's run applies consent itself (faces blanks unconsented seats before the model
+    sees a frame); stages working only on earlier stages' output inherit their consent."""
+    return result
 
 
 @dataclass(frozen=True)
 class Stage:
+    """One stage: ``inputs`` are ``media:<key>``, ``consent:<scope>``, ``enrolment`` or an
+    earlier stage's name; ``params`` names the :class:`Params` fields that shape its output."""
+
     name: str
     version: str
-    inputs: tuple[str, ...]          # "media:<key>" or an earlier stage's name
-    params: Callable[[Params], object]
-    run: Callable[[Session, Params, ProgressHook], tuple[Outputs, dict]]
+    inputs: tuple[str, ...]
+    params: tuple[str, ...]
+    run: Callable[[Session, Params, ProgressHook], StageResult]
+    consent: Callable[[Session, StageResult], StageResult] = consent_applied_in_run
 
 
 STAGES: tuple[Stage, ...] = (
-    Stage("faces", "1", ("media:video",), lambda p: p.faces, run_faces),
-    Stage("speakers", "2", ("media:audio", "faces"), lambda p: (p.diarization, p.multitrack), run_speakers),
-    Stage("tone", "1", ("media:audio", "speakers"), lambda p: p.tone, run_tone),
-    Stage("dynamics", "2", ("speakers", "tone"), lambda p: p.dynamics, run_dynamics),
-    Stage("expressions", "1", ("faces",), lambda p: p.expressions, run_expressions),
-    Stage("events", "1", ("speakers", "tone", "dynamics", "expressions"), lambda p: (p.tone, p.dynamics), run_events),
+    Stage("faces", "1", ("media:video", "consent:analyse_face"), ("faces",), run_faces),
+    Stage("speakers", "2", ("media:audio", "consent:analyse_voice", "enrolment", "faces"),
+          ("diarization", "multitrack", "audiovisual"), run_speakers, unattribute_speech),
+    Stage("tone", "1", ("media:audio", "consent:analyse_voice", "speakers"), ("tone",), run_tone, hide_unconsented_tone),
+    Stage("dynamics", "2", ("speakers", "tone", "consent:analyse_voice"), ("dynamics",), run_dynamics),
+    Stage("expressions", "1", ("faces",), ("expressions",), run_expressions),
+    Stage("events", "2", ("speakers", "tone", "dynamics", "expressions"), ("tone",), run_events),
 )
+STAGE_BY_NAME = {stage.name: stage for stage in STAGES}
 
 
-def _params_json(value) -> object:
-    if isinstance(value, tuple):
-        return [_params_json(v) for v in value]
-    return value.to_dict()
+def honour_voice_consent(stage: str, s: Session, outputs: Outputs, info: dict) -> StageResult:
+    """Apply stage ``stage``'s own consent rule to its ``outputs`` and ``info``."""
+    return STAGE_BY_NAME[stage].consent(s, StageResult(outputs, info))
+
+
+def stage_params(stage: Stage, params: Params) -> dict[str, dict]:
+    """The stage's parameters as recorded: ``{Params field: {name: value}}``."""
+    return {name: dataclasses.asdict(getattr(params, name)) for name in stage.params}
 
 
 def run_json_path(stage: str) -> str:
@@ -375,23 +427,20 @@ def analyze(store: Store, session_id: str, *, params: Params | None = None, hook
             force: bool = False) -> list[dict]:
     """Run every stage of ``session_id``; returns the run records (``status`` is ``ran`` or
     ``skipped`` for stages whose inputs and parameters did not change)."""
-    params = params or Params()
+    params = params or Params.from_environment()
     session = Session(store, session_id)
-    fingerprints: dict[str, str] = {}
+    fingerprints: dict[str, object] = {}
     records = []
-    consent = session.consent_fingerprint()
     for stage in STAGES:
         inputs = {}
         for name in stage.inputs:
-            if name.startswith("media:"):
-                key = name.split(":", 1)[1]
-                if name not in fingerprints:
-                    fingerprints[name] = session.media_fingerprint(key)
+            if name not in fingerprints:
+                fingerprints[name] = session.input_fingerprint(name)
             inputs[name] = fingerprints[name]
-        stage_params = _params_json(stage.params(params))
+        recorded = stage_params(stage, params)
         fingerprint = hashlib.sha256(json.dumps(
-            {"stage": stage.name, "version": stage.version, "code": CODE_VERSION, "params": stage_params,
-             "participants": session.participant_ids, "consent": consent, "inputs": inputs},
+            {"stage": stage.name, "version": stage.version, "code": CODE_VERSION, "params": recorded,
+             "participants": session.participant_ids, "inputs": inputs},
             sort_keys=True).encode()).hexdigest()
         previous, damaged = _previous_run(store, session_id, stage.name)
         if (not force and not damaged and previous and previous.get("fingerprint") == fingerprint
@@ -401,15 +450,14 @@ def analyze(store: Store, session_id: str, *, params: Params | None = None, hook
             hook(stage.name, completed=1, total=1)
             continue
         started = time.perf_counter()
-        outputs, info = stage.run(session, params, hook)
-        outputs, info = honour_voice_consent(stage.name, session, outputs, info)
+        tables, info = stage.consent(session, stage.run(session, params, hook))
         elapsed = time.perf_counter() - started
-        meta = {"stage": stage.name, "stage_version": stage.version, "params": stage_params, **info}
-        for rel, frame in outputs.items():
+        meta = {"stage": stage.name, "stage_version": stage.version, "params": recorded, **info}
+        for rel, frame in tables.items():
             store.write_table(session_id, f"derived/{rel}", frame, meta)
         record = {
             "stage": stage.name, "stage_version": stage.version, "code_version": CODE_VERSION,
-            "fingerprint": fingerprint, "inputs": inputs, "params": stage_params, "outputs": sorted(outputs),
+            "fingerprint": fingerprint, "inputs": inputs, "params": recorded, "outputs": sorted(tables),
             "status": "ok", "finished_utc": utc_now(), "seconds": round(elapsed, 3),
             "python": platform.python_version(), **info,
         }

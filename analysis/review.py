@@ -8,20 +8,25 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from analysis.pipeline import EVENT_COLUMNS, run_json_path
-from capture.store import Store
+from analysis.core import events as ev
+from analysis.core.params import UNITS, ParamDoc, describe_recorded
+from analysis.pipeline import STAGES, Params, run_json_path
+from capture.store import Store, utc_now
 
-MOMENT_KINDS = ("interruption", "raised_voice", "expression", "silence", "no_audio")
-KIND_TITLES = {
-    "speech_turn": "Speech",
-    "overlap": "Overlap",
-    "backchannel": "Backchannel",
-    "interruption": "Interruption",
-    "raised_voice": "Raised voice",
-    "expression": "Expression",
-    "silence": "Long silence",
-    "no_audio": "Speech not analysed",
-}
+MOMENT_KINDS = ev.MOMENT_KINDS
+KIND_TITLES = {kind: spec.title for kind, spec in ev.KINDS.items()}
+# What each stage's parameters are called on the page.
+STAGE_TITLES = {"faces": "Faces", "speakers": "Who spoke when", "tone": "Tone of voice",
+                "dynamics": "Turns and interruptions", "expressions": "Expressions", "events": "Moments"}
+
+
+@dataclass(frozen=True)
+class Threshold:
+    """A parameter that shaped this session's results, as the run recorded it: the stage it
+    belongs to, its documented meaning and its unit."""
+
+    stage: str
+    doc: ParamDoc
 
 
 @dataclass
@@ -29,10 +34,10 @@ class Review:
     session_id: str
     manifest: dict
     analysed: bool
-    events: pd.DataFrame          # EVENT_COLUMNS + participant_name, target_name
+    events: pd.DataFrame          # analysis.core.events.EVENT_COLUMNS + participant_name, target_name
     participants: pd.DataFrame    # per-person metrics with names
     matrix: pd.DataFrame          # who interrupts whom, by name (rows interrupter)
-    thresholds: dict              # dynamics parameters
+    thresholds: list[Threshold]   # every stage's recorded parameters, with meaning and unit
     speaker_backend: str
     face_coverage: dict           # name -> share of sampled frames with that face found
 
@@ -49,16 +54,35 @@ class Review:
         return self.events[self.events.kind.isin(MOMENT_KINDS)].reset_index(drop=True)
 
 
+def recorded_thresholds(store: Store, session_id: str) -> list[Threshold]:
+    """Every parameter of every stage as its last run recorded it (``derived/<stage>.run.json``),
+    each once (a parameter set two stages share is listed with the first), with the meaning and
+    unit its class documents."""
+    classes = {name: type(value) for name, value in vars(Params()).items()}
+    shown: set[str] = set()
+    out = []
+    for stage in STAGES:
+        if not store.exists(session_id, run_json_path(stage.name)):
+            continue
+        recorded = store.read_json(session_id, run_json_path(stage.name)).get("params", {})
+        for group, values in (recorded.items() if isinstance(recorded, dict) else ()):
+            if group in shown or group not in classes or not isinstance(values, dict):
+                continue
+            shown.add(group)
+            out.extend(Threshold(stage.name, doc) for doc in describe_recorded(classes[group], values, f"{group}."))
+    return out
+
+
 def load_review(store: Store, session_id: str) -> Review:
     manifest = store.manifest(session_id)
     names = {p["id"]: p["name"] for p in manifest["participants"]}
-    if not store.exists(session_id, "derived/events.parquet"):
-        empty = pd.DataFrame(columns=EVENT_COLUMNS + ["participant_name", "target_name"])
-        return Review(session_id, manifest, False, empty, pd.DataFrame(), pd.DataFrame(), {}, "", {})
-    events, _ = store.read_table(session_id, "derived/events.parquet", EVENT_COLUMNS)
+    if not store.exists(session_id, ev.EVENTS_TABLE):
+        empty = ev.empty(ev.EVENT_COLUMNS + ["participant_name", "target_name"])
+        return Review(session_id, manifest, False, empty, pd.DataFrame(), pd.DataFrame(), [], "", {})
+    events = ev.read(store, session_id)
     events = events.assign(participant_name=events.participant_id.map(names),
                            target_name=events.target_participant_id.map(names))
-    participants, meta = store.read_table(session_id, "derived/participants.parquet")
+    participants, _ = store.read_table(session_id, "derived/participants.parquet")
     participants["name"] = participants.participant_id.map(names)
     matrix, _ = store.read_table(session_id, "derived/matrix.parquet")
     matrix = matrix.set_index("interrupter")
@@ -68,22 +92,36 @@ def load_review(store: Store, session_id: str) -> Review:
     faces, _ = store.read_table(session_id, "derived/faces.parquet")
     coverage = ({names.get(pid, pid): float(f.detected.mean()) for pid, f in faces.groupby("participant_id")}
                 if len(faces) else {})
-    return Review(session_id, manifest, True, events, participants, matrix, meta.get("params", {}),
+    return Review(session_id, manifest, True, events, participants, matrix, recorded_thresholds(store, session_id),
                   speakers_run.get("backend", ""), coverage)
+
+
+def thresholds_table(review: Review) -> pd.DataFrame:
+    """The thresholds as the page lists them: ``stage, setting, value, meaning, recorded as``
+    (the setting in words without its unit, the value with it, and the name the run recorded)."""
+    rows = []
+    for t in review.thresholds:
+        field_name = t.doc.name.rsplit(".", 1)[-1]
+        suffix = next((s for s, unit in UNITS if unit == t.doc.unit and field_name.endswith(s)), "")
+        words = field_name[: len(field_name) - len(suffix)] if suffix else field_name
+        value = f"{t.doc.value} {t.doc.unit}" if t.doc.unit in ("s", "dB", "Hz", "semitones", "frames") else \
+            f"{t.doc.value}" + (f" ({t.doc.unit})" if t.doc.unit else "")
+        rows.append({"stage": STAGE_TITLES.get(t.stage, t.stage), "setting": words.replace("_", " "),
+                     "value": value, "meaning": t.doc.meaning, "recorded as": t.doc.name})
+    return pd.DataFrame(rows, columns=["stage", "setting", "value", "meaning", "recorded as"])
 
 
 def timeline_rows(review: Review) -> pd.DataFrame:
     """One row per bar on the timeline: ``lane`` (a person), ``layer`` (speech, overlap,
     interruption, ...), ``start_s``, ``end_s``, ``label``."""
-    ev = review.events[review.events.kind.isin(["speech_turn", "overlap", "interruption", "raised_voice",
-                                                 "expression", "backchannel"])]
+    ev_rows = review.events[review.events.kind.isin(ev.TIMELINE_KINDS)]
     rows = pd.DataFrame({
-        "lane": ev.participant_name.fillna("everyone"),
-        "layer": ev.kind.map(KIND_TITLES),
-        "start_s": ev.start_s.astype(float),
-        "end_s": ev.end_s.astype(float),
-        "label": ev.label.fillna("").astype(str),
-        "explanation": ev.explanation.fillna("").astype(str),
+        "lane": ev_rows.participant_name.fillna("everyone"),
+        "layer": ev_rows.kind.map(KIND_TITLES),
+        "start_s": ev_rows.start_s.astype(float),
+        "end_s": ev_rows.end_s.astype(float),
+        "label": ev_rows.label.fillna("").astype(str),
+        "explanation": ev_rows.explanation.fillna("").astype(str),
     })
     # an instant event (interruption onset) still needs a visible width
     rows["end_s"] = rows[["start_s", "end_s"]].max(axis=1).where(rows.end_s > rows.start_s + 0.2, rows.start_s + 0.2)
@@ -113,8 +151,6 @@ def save_decision(store: Store, session_id: str, event_id: str, *, decision: str
                   note: str | None = None) -> dict:
     """Record the therapist's decision and/or note about one moment; returns the updated entry.
     ``decision`` None leaves it as it was; ``note`` None leaves the note as it was."""
-    from capture.store import utc_now
-
     if decision is not None and decision not in DECISIONS:
         raise ValueError(f"decision must be one of {DECISIONS}, not {decision!r}")
     data = store.read_json(session_id, NOTES_FILE) if store.exists(session_id, NOTES_FILE) else {}

@@ -1,6 +1,6 @@
 """Speed and peak memory of `playback analyze` on the bundled sample, plus its accuracy.
 
-    .venv/bin/python benchmarks/analyze_sample.py
+    .venv/bin/python -m benchmarks.analyze_sample
 
 Imports the sample into a temporary store with the real CLI, times `playback analyze` in a
 child process (wall clock and peak resident memory of that process), and scores the results
@@ -18,13 +18,13 @@ from pathlib import Path
 
 import pandas as pd
 
+from analysis.evaluation.metrics import der, match_events, read_rttm
+from capture.store import Store
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+# read by the child processes and when the store is opened, not at import
 os.environ.setdefault("PLAYBACK_MODEL_DIR", str(ROOT.parent / "shared" / "models"))
 os.environ.setdefault("PLAYBACK_PASSPHRASE", "benchmark passphrase (not a secret)")  # the throwaway vault's
-
-from analysis.evaluation.metrics import der, match_events, read_rttm  # noqa: E402
-from capture.store import Store  # noqa: E402
 
 
 def playback(*args: str, store: Path) -> subprocess.CompletedProcess:

@@ -1,6 +1,6 @@
 """Audio-visual speaker attribution on composed GRID "couples" (two talking faces side by side).
 
-    .venv/bin/python benchmarks/audiovisual.py [--duration 40] [--seeds 0 1] [--couples bbaf2n+lwbsza ...]
+    .venv/bin/python -m benchmarks.audiovisual [--duration 40] [--seeds 0 1] [--couples bbaf2n+lwbsza ...]
 
 Each couple is composed with ``analysis.evaluation.av_composer.compose_couple`` into a temporary folder,
 then analysed the way the pipeline does it: faces (``analysis.stages.faces.face_frames``, 10 frames/s),
@@ -16,24 +16,21 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import pandas as pd
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-os.environ.setdefault("PLAYBACK_MODEL_DIR", str(ROOT.parent / "shared" / "models"))
-os.environ.setdefault("PYANNOTE_METRICS_ENABLED", "0")
+from analysis.evaluation.av_composer import compose_couple, overlap_seconds, right_face_share
+from analysis.evaluation.metrics import der
+from analysis.stages.faces import face_frames
+from analysis.stages.speakers.audiovisual import name_speakers
+from analysis.stages.speakers.diarization import diarize_frames
+from capture.media import decode_audio
 
-from analysis.stages.speakers.audiovisual import name_speakers  # noqa: E402
-from analysis.evaluation.av_composer import compose_couple, overlap_seconds, right_face_share  # noqa: E402
-from analysis.stages.speakers.diarization import diarize_frames  # noqa: E402
-from analysis.evaluation.metrics import der  # noqa: E402
-from analysis.stages.faces import face_frames  # noqa: E402
-from capture.media import decode_audio  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
+os.environ.setdefault("PLAYBACK_MODEL_DIR", str(ROOT.parent / "shared" / "models"))  # read when a model is looked up
 
 # man + woman (the primary couple), two men, woman + man, and one man twice: the same voice on
 # both sides, which no voice clustering can split, so only the faces can attribute it

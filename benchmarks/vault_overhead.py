@@ -1,6 +1,6 @@
 """What encryption at rest costs: analysis time of the sample with and without the vault.
 
-    .venv/bin/python benchmarks/vault_overhead.py [--repeats 2]
+    .venv/bin/python -m benchmarks.vault_overhead [--repeats 2]
 
 Each run imports the bundled sample into a fresh temporary store and times ``analyze`` in its
 own child process (so every run loads its models the same way). Runs alternate between an
@@ -21,8 +21,12 @@ import tempfile
 import time
 from pathlib import Path
 
+from analysis.pipeline import analyze
+from capture.ingest import import_media
+from capture.store import Store
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+# read when a model is looked up (in the child processes), not at import
 os.environ.setdefault("PLAYBACK_MODEL_DIR", str(ROOT.parent / "shared" / "models"))
 os.environ.setdefault("PLAYBACK_OFFLINE", "1")
 PASSPHRASE = "benchmark passphrase (not a secret)"
@@ -30,11 +34,6 @@ PASSPHRASE = "benchmark passphrase (not a secret)"
 
 def child(mode: str) -> None:
     """Import and analyse the sample once; print timings as JSON."""
-    import analysis  # noqa: F401
-    from analysis.pipeline import analyze
-    from capture.ingest import import_media
-    from capture.store import Store
-
     with tempfile.TemporaryDirectory() as tmp:
         store = Store(tmp, PASSPHRASE, from_env=False, _plaintext=(mode == "plaintext"))
         started = time.perf_counter()
@@ -73,8 +72,8 @@ def main() -> None:
         order += ["vault", "plaintext"] if i % 2 == 0 else ["plaintext", "vault"]
     runs: dict[str, list[dict]] = {"vault": [], "plaintext": []}
     for mode in order:
-        out = subprocess.run([sys.executable, __file__, "--child", mode], capture_output=True, text=True, check=True,
-                             cwd=ROOT).stdout.strip().splitlines()[-1]
+        out = subprocess.run([sys.executable, "-m", "benchmarks.vault_overhead", "--child", mode], capture_output=True,
+                             text=True, check=True, cwd=ROOT).stdout.strip().splitlines()[-1]
         result = json.loads(out)
         runs[mode].append(result)
         print(f"  {mode:<10} analyse {result['analyse_s']:6.2f} s   import {result['import_s']:5.2f} s", flush=True)

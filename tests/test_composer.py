@@ -11,7 +11,8 @@ from analysis.stages.dynamics import analyse_dynamics
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / ".." / "shared" / "data"
-from benchmarks.dynamics import match_events, prf, track_tone_frames  # noqa: E402
+from analysis.evaluation.dynamics import track_tone_frames  # noqa: E402
+from analysis.evaluation.metrics import class_scores as match_events, prf  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -110,7 +111,7 @@ def test_f1_floor_with_true_turns(lib, seed):
 def test_f1_floor_end_to_end_from_one_microphone_per_person():
     """From audio: each person's microphone carries the others at -20 dB (bleed); the product's
     multi-track backend finds the speech, then dynamics detects the events."""
-    from benchmarks.dynamics import run
+    from analysis.evaluation.dynamics import run
 
     table = run(n=12, seed=0, mode="multitrack", verbose=False).set_index("cls")
     for cls in ("backchannel", "successful", "unsuccessful"):
@@ -122,7 +123,7 @@ def test_f1_floor_end_to_end_from_one_microphone():
     """From audio: one mixed microphone, single-mic diarization with overlapped speech detection,
     then dynamics. Measured F1 0.43 / 0.59 / 0.60 (backchannel / successful / unsuccessful) on the
     12 conversations; without overlap detection all three were about 0.02."""
-    from benchmarks.dynamics import run
+    from analysis.evaluation.dynamics import run
 
     table = run(n=12, seed=0, mode="audio", verbose=False, cache_dir=None).set_index("cls")
     for cls, floor in (("backchannel", 0.35), ("successful", 0.5), ("unsuccessful", 0.5)):

@@ -13,7 +13,7 @@ import pytest
 from analysis.core.frames import FRAME_S, frames_to_segments
 from analysis.stages.speakers.diarization import diarize, diarize_frames, speech_mask
 from analysis.evaluation.metrics import der, read_rttm
-from benchmarks.diarization import DATA, cross_session, multitrack, read_wav, single_mic
+from analysis.evaluation.diarization import DATA, cross_session, multitrack, read_wav, single_mic
 
 pytestmark = pytest.mark.slow
 
@@ -81,7 +81,7 @@ def test_pipeline_uses_multitrack_backend_for_track_sessions(store):
 def test_pipeline_names_voices_from_enrolment_clips(store, pair):
     """Consent clips of another session (dev00's solo speech) name dev01's speakers."""
     from analysis.pipeline import analyze
-    from benchmarks.diarization import named_accuracy, solo_segments
+    from analysis.evaluation.diarization import named_accuracy, solo_segments
     from analysis.stages.speakers.enrolment import speech_from_segments
     from capture.consent import make_record, store_enrolment, write_consent
     from capture.ingest import import_media

@@ -45,7 +45,7 @@ def assert_one_line_error(result: subprocess.CompletedProcess) -> str:
 
 def exportable_session(store: Store) -> str:
     """A session with a manifest and the tables ``playback export`` reads (no media needed)."""
-    from analysis.pipeline import EVENT_COLUMNS
+    from analysis.core.events import LEGACY_COLUMNS as EVENT_COLUMNS  # a table written before the structured fields
 
     with store.new_session(duration_s=10.0) as session_id:
         store.write_json(session_id, "manifest.json", {

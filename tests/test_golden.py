@@ -14,6 +14,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from analysis.core.events import STRUCTURED_FIELDS
+
 pytestmark = pytest.mark.slow
 GOLDEN = Path(__file__).parent / "golden"
 # Every table the stages write for the sample (derived/<name>.parquet).
@@ -21,6 +23,14 @@ TABLES = ("faces", "speakers", "tone", "tone_frames", "dynamics", "participants"
           "expressions", "events")
 # Columns that differ between two imports of the same file (not behaviour).
 PER_IMPORT = ("session_id",)
+# Columns added since the recording, which say again in structured form what the recorded
+# columns already say (an interruption's outcome and style, once only in its label): the
+# tables may carry them; every recorded column must be unchanged.
+ADDED = {"dynamics": STRUCTURED_FIELDS, "events": STRUCTURED_FIELDS}
+# MediaPipe's Face Landmarker is not bit-reproducible between two runs on one machine (head
+# angles differ by ~1e-5 degrees, blendshapes by ~1e-6): face features are compared to 1e-4,
+# far below anything a threshold sees; every other table to 1e-6.
+TOLERANCE = {"faces": 1e-4}
 
 
 def _comparable(frame: pd.DataFrame) -> pd.DataFrame:
@@ -37,6 +47,10 @@ def test_sample_artifact_equals_golden(sample_session, table):
         GOLDEN.mkdir(exist_ok=True)
         actual.to_parquet(path, index=False)
     expected = _comparable(pd.read_parquet(path))
-    assert list(actual.columns) == list(expected.columns), f"{table}: columns changed"
-    pd.testing.assert_frame_equal(actual, expected, check_exact=False, rtol=1e-6, atol=1e-9, check_dtype=False,
+    added = [c for c in actual.columns if c not in expected.columns]
+    assert set(added) <= set(ADDED.get(table, ())), f"{table}: new columns {added}"
+    assert [c for c in actual.columns if c not in added] == list(expected.columns), f"{table}: columns changed"
+    actual = actual[list(expected.columns)]
+    pd.testing.assert_frame_equal(actual, expected, check_exact=False, rtol=TOLERANCE.get(table, 1e-6),
+                                  atol=TOLERANCE.get(table, 1e-9), check_dtype=False,
                                   obj=f"derived/{table}.parquet")

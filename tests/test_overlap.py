@@ -12,7 +12,7 @@ from analysis.stages.speakers import overlap
 from analysis.core.frames import FRAME_S
 from analysis.stages.speakers.diarization import diarize, diarize_frames
 from analysis.evaluation.metrics import read_rttm
-from benchmarks.diarization import DATA, read_wav
+from analysis.evaluation.diarization import DATA, read_wav
 
 pytestmark = pytest.mark.slow
 

@@ -7,6 +7,7 @@ the user gets one sentence naming the file and where to put it.
 """
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import tempfile
@@ -14,9 +15,44 @@ import urllib.request
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from capture.errors import ModelUnavailableError
 from capture.media import sha256_file
+
+# ---- lifetime policy ---------------------------------------------------------------------
+# One policy for every heavy model: a model that keeps no state between recordings (Silero VAD,
+# the GE2E voice encoder, pyannote's segmentation network) is loaded on first use and kept for
+# the life of the process, once, whatever stage or session asks (``@shared_model``);
+# ``release_models()`` frees them all. A model that keeps per-recording state (MediaPipe's Face
+# Landmarker in VIDEO mode, whose timestamps must only increase) is opened for one recording and
+# closed with it (``with``), never shared.
+_LOADED: dict[str, object] = {}
+
+
+def shared_model(load: Callable[[], object]) -> Callable[[], object]:
+    """Decorator: ``load()`` runs once per process; later calls return the same model.
+    ``.cache_clear()`` forgets it (the next call loads again)."""
+    key = f"{load.__module__}.{load.__qualname__}"
+
+    @functools.wraps(load)
+    def get() -> object:
+        if key not in _LOADED:
+            _LOADED[key] = load()
+        return _LOADED[key]
+
+    get.cache_clear = lambda: _LOADED.pop(key, None)  # type: ignore[attr-defined]
+    return get
+
+
+def loaded_models() -> list[str]:
+    """Names of the shared models this process holds now."""
+    return sorted(_LOADED)
+
+
+def release_models() -> None:
+    """Free every shared model (each loads again on its next use)."""
+    _LOADED.clear()
 
 
 @dataclass(frozen=True)

@@ -30,10 +30,14 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+import av
 import numpy as np
 import pandas as pd
+from scipy.signal import butter, sosfiltfilt
 
-from analysis.core.frames import FRAME_S, frame_level_db, true_runs
+from analysis.core.frames import FRAME_S, fill_short_runs, frame_level_db, true_runs
+from analysis.core.rttm import to_rttm
+from capture.media import decode_audio
 
 SR = 16000                      # sound sample rate, Hz
 FPS = 25                        # GRID video frame rate
@@ -87,16 +91,10 @@ class Turn:
 
 
 def _energy_speech(y: np.ndarray) -> list[tuple[float, float]]:
-    from scipy.signal import butter, sosfiltfilt
-
     y = sosfiltfilt(butter(4, 80, "highpass", fs=SR, output="sos"), y)  # GRID has sub-audio thumps
     e = frame_level_db(y, SR, frame_s=FRAME_S)
     noise, level = np.percentile(e, [10, 97])
-    mask = e > (noise + level) / 2
-    runs = true_runs(mask)
-    for (_, e0), (s1, _) in zip(runs, runs[1:]):
-        if s1 - e0 < FILL_PAUSE_S / FRAME_S:
-            mask[e0:s1] = True
+    mask = fill_short_runs(e > (noise + level) / 2, value=False, max_len=int(round(FILL_PAUSE_S / FRAME_S)))
     return [(s * FRAME_S, e_ * FRAME_S) for s, e_ in true_runs(mask) if e_ - s >= 0.1 / FRAME_S]
 
 
@@ -118,10 +116,6 @@ def _align_speech(path: Path) -> list[tuple[float, float]]:
 @lru_cache(maxsize=8)
 def load_clip(name: str, data_dir: str = str(DEFAULT_DATA_DIR)) -> GridClip:
     """Decode ``<data_dir>/<name>.mpg`` (frames and 16 kHz mono sound) and measure its speech."""
-    import av
-
-    from capture.media import decode_audio
-
     path = Path(data_dir) / f"{name}.mpg"
     if not path.is_file():
         raise FileNotFoundError(f"GRID clip {path} not found")
@@ -236,16 +230,13 @@ def compose_couple(out_path, *, left: str = "bbaf2n", right: str = "lwbsza", sch
         ["start_s", "participant_id"], ignore_index=True)
     _write_mp4(out_path, clips, playing, mix)
     rttm = out_path.with_suffix(".rttm")
-    rttm.write_text("".join(f"SPEAKER {out_path.stem} 1 {r.start_s:.3f} {r.end_s - r.start_s:.3f} <NA> <NA> "
-                            f"{r.participant_id} <NA> <NA>\n" for r in truth.itertuples()))
+    rttm.write_text(to_rttm(truth, out_path.stem, sort=False))
     return {"path": out_path, "rttm": rttm, "truth": truth, "schedule": turns, "duration_s": n_video / FPS,
             "speech_s": float((truth.end_s - truth.start_s).sum()), "overlap_s": overlap_seconds(truth),
             "ids": [IDS["left"], IDS["right"]], "clips": {"left": left, "right": right}}
 
 
 def _write_mp4(path: Path, clips: dict[str, GridClip], playing: dict[str, np.ndarray], mix: np.ndarray) -> None:
-    import av
-
     h, w = clips["left"].frames.shape[1:3]
     n_video = len(playing["left"])
     peak = float(np.abs(mix).max())

@@ -31,10 +31,13 @@ from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
 
+import av
 import numpy as np
 import pandas as pd
+import soundfile as sf
 
 from analysis.core.frames import FRAME_S, fill_short_runs, frame_level_db, true_runs
+from analysis.core.rttm import read_rttm
 
 SR = 16000
 MAX_INTERNAL_PAUSE_S = 0.8      # turn clips are split at pauses this long or longer
@@ -70,16 +73,12 @@ def mask_to_intervals(m: np.ndarray, *, frame_s: float = FRAME_S) -> np.ndarray:
 
 def read_wav(path: str | Path) -> tuple[np.ndarray, int]:
     """Mono float32 samples and rate (soundfile)."""
-    import soundfile as sf
-
     y, sr = sf.read(str(path), dtype="float32", always_2d=True)
     return y.mean(axis=1), sr
 
 
 def read_media_audio(path: str | Path, *, sr: int = SR) -> np.ndarray:
     """Decode the audio of a media file (e.g. GRID .mpg) to mono float32 at ``sr`` with PyAV."""
-    import av
-
     out = []
     with av.open(str(path)) as c:
         stream = c.streams.audio[0]
@@ -188,15 +187,6 @@ def _cut_clips(speaker, source, y, mask, region_frames) -> tuple[list[Clip], lis
     return turns, shorts
 
 
-def _read_rttm(path: Path) -> pd.DataFrame:
-    rows = []
-    for line in path.read_text().splitlines():
-        f = line.split()
-        if len(f) >= 8 and f[0] == "SPEAKER":
-            rows.append((float(f[3]), float(f[3]) + float(f[4]), f[7]))
-    return pd.DataFrame(rows, columns=["start_s", "end_s", "speaker"])
-
-
 @lru_cache(maxsize=2)
 def load_library(data_root: str = str(DEFAULT_DATA_ROOT), *, include_grid: bool = True) -> ClipLibrary:
     """Cut the clip library from the shared AMI sources (and GRID clips).
@@ -211,7 +201,7 @@ def load_library(data_root: str = str(DEFAULT_DATA_ROOT), *, include_grid: bool 
     turns: dict[str, list[Clip]] = {}
     shorts: dict[str, list[Clip]] = {}
     ami = root / "ami-group"
-    rttm = _read_rttm(ami / "mixture.rttm")
+    rttm = read_rttm(ami / "mixture.rttm")
     srcs = sorted((ami / "sources").glob("source*.wav"))
     ys = [read_wav(p)[0] for p in srcs]
     masks = [speech_mask_energy(y) for y in ys]

@@ -11,9 +11,9 @@ steps, who is speaking in every 10 ms frame the voice activity detector marks as
    (90th percentile over speech frames). A person's mouth starts *moving* when it rises above
    0.5, halfway between the two, and stops when it falls below 0.3 (hysteresis: a lip closure for
    "b" or "m" inside a word does not end it). A face counts as informative only if its speaking
-   level stands out from its own rest by ``MIN_SEPARATION`` times the spread (median absolute
-   deviation) of its rest frames and by ``MIN_MOVEMENT`` in blendshape units; frames where a face
-   was not seen for ``MAX_GAP_S`` (or is not informative) give no mouth evidence.
+   level stands out from its own rest by ``min_separation`` times the spread (median absolute
+   deviation) of its rest frames and by ``min_movement`` in blendshape units; frames where a face
+   was not seen for ``max_gap_s`` (or is not informative) give no mouth evidence.
 2. **Naming clusters.** Each voice cluster goes to the person whose (rescaled) mouth moves most
    while it is heard compared with other speech: a one-to-one assignment when there are as many
    clusters as faces; with more clusters than faces (one person split), each cluster goes to its
@@ -25,7 +25,7 @@ steps, who is speaking in every 10 ms frame the voice activity detector marks as
    (speech the clustering gave to the wrong voice: a merged or split cluster, a smeared turn
    boundary). Where no mouth moves (a closed-mouth "mm-hm", faces not seen), the voice cluster
    decides. Stretches where the faces change the answer are kept only if they last
-   ``MIN_OVERLAP_S`` or more. Short pauses the diarization bridged inside one voice's turn stay
+   ``min_overlap_s`` or more. Short pauses the diarization bridged inside one voice's turn stay
    speech only where the same person speaks on both sides once the faces have had their say,
    and (where their face is informative) only while their mouth moves.
 
@@ -39,8 +39,8 @@ steps, who is speaking in every 10 ms frame the voice activity detector marks as
    Without this, overlapped speech the faces add starts early and ends late, and a turn's last
    syllables open a false "interruption" as the next person's mouth gets ready.
 
-All levels and the mouth-to-voice timing are learnt from the session itself; the constants
-below are in units of each person's own range (0.5/0.3, the separation factor, the
+All levels and the mouth-to-voice timing are learnt from the session itself; the fields of
+:class:`AudioVisualParams` are in units of each person's own range (0.5/0.3, the separation factor, the
 percentile) or of time (smoothing window, minimum stretch, search window for the timing),
 plus one floor in blendshape units and a minimum count of voice edges to learn a timing from.
 Checked on composed GRID couples (``analysis.evaluation.av_composer``, ``benchmarks/audiovisual.py``),
@@ -48,6 +48,8 @@ including two copies of one speaker, whose voices no clustering can tell apart, 
 bundled sample.
 """
 from __future__ import annotations
+
+from dataclasses import asdict, dataclass
 
 import numpy as np
 import pandas as pd
@@ -58,22 +60,32 @@ from analysis.core.frames import FRAME_S, activity_to_segments, hysteresis, true
 from analysis.stages.speakers.diarization import FrameDiarization
 from analysis.stages.faces import mouth_activity
 
-MIN_FACE_COVERAGE = 0.5     # share of sampled frames in which a face must be seen to use it
-MOUTH_SMOOTH_S = 0.3        # mouth movement is syllabic: max over this window, then average
-MIN_OVERLAP_S = 0.3         # shorter stretches where faces change the voice answer are ignored
-MAX_GAP_S = 0.3             # a face unseen for longer than this gives no evidence there
-SPEAKING_PERCENTILE = 90    # a person's speaking level: this percentile of mouth during speech
-MIN_SEPARATION = 2.0        # speaking level must exceed rest by this many rest spreads (MAD) ...
-MIN_MOVEMENT = 0.05         # ... and by this much (jawOpen + lip drop, blendshape score units)
-MOVING_ON, MOVING_OFF = 0.5, 0.3  # rescaled mouth level: starts moving above ON, stops below OFF
-MIN_REST_S = 1.0            # non-speech needed to learn the rest level from it (else the lowest
-                            # quarter of the face's frames stands for rest)
-MAX_LEAD_S = 0.6            # a mouth starting (stopping) this close to a voice onset (offset) is
-                            # taken to be that voice's start (end) when learning the mouth's timing
-MIN_EDGES = 3               # voice onsets (offsets) needed to learn one person's timing from them
+@dataclass(frozen=True)
+class AudioVisualParams:
+    """Every constant of the faces-to-voices step. Levels are in units of each person's own
+    range (0 = rest, 1 = speaking), times in seconds."""
+
+    min_face_coverage: float = 0.5   # share of sampled frames in which a face must be seen to use it
+    mouth_smooth_s: float = 0.3      # mouth movement is syllabic: max over this window, then average
+    min_overlap_s: float = 0.3       # shorter stretches where faces change the voice answer are ignored
+    max_gap_s: float = 0.3           # a face unseen for longer than this gives no evidence there
+    speaking_percentile: float = 90  # a person's speaking level: this percentile of mouth during speech
+    min_separation: float = 2.0      # speaking level must exceed rest by this many rest spreads (MAD) ...
+    min_movement: float = 0.05       # ... and by this much (jawOpen + lip drop, blendshape score units)
+    moving_on: float = 0.5           # rescaled mouth level above which a mouth starts moving ...
+    moving_off: float = 0.3          # ... and below which it stops (a "b" or "m" closure does not end it)
+    min_rest_s: float = 1.0          # non-speech needed to learn the rest level from it (else the lowest
+                                     # quarter of the face's frames stands for rest)
+    max_lead_s: float = 0.6          # a mouth starting (stopping) this close to a voice onset (offset) is
+                                     # taken to be that voice's start (end) when learning the mouth's timing
+    min_edges: int = 3               # voice onsets (offsets) needed to learn one person's timing from them
+
+    def to_dict(self) -> dict:
+        return asdict(self)
 
 
-def _mouth_on_frames(faces: pd.DataFrame, ids: list[str], n_frames: int) -> tuple[np.ndarray, np.ndarray] | None:
+def _mouth_on_frames(faces: pd.DataFrame, ids: list[str], n_frames: int, p: AudioVisualParams
+                     ) -> tuple[np.ndarray, np.ndarray] | None:
     """Mouth activity per participant on the 10 ms grid and where each face was seen, both of
     shape (n_frames, people); None when some participant's face is seen too rarely."""
     mouth = mouth_activity(faces)
@@ -84,13 +96,13 @@ def _mouth_on_frames(faces: pd.DataFrame, ids: list[str], n_frames: int) -> tupl
     seen = np.zeros((n_frames, len(ids)), bool)
     for j, pid in enumerate(ids):
         m = mouth[mouth.participant_id == pid].sort_values("t_s")
-        if m.empty or m.mouth_open.notna().mean() < MIN_FACE_COVERAGE:  # e.g. no face-analysis consent
+        if m.empty or m.mouth_open.notna().mean() < p.min_face_coverage:  # e.g. no face-analysis consent
             return None
         m = m.dropna()
         t = m.t_s.to_numpy()
         out[:, j] = np.interp(grid, t, m.mouth_open.to_numpy())
-        seen[:, j] = _distance_to_nearest(grid, t) <= MAX_GAP_S / 2
-    width = max(1, int(MOUTH_SMOOTH_S / FRAME_S))
+        seen[:, j] = _distance_to_nearest(grid, t) <= p.max_gap_s / 2
+    width = max(1, int(p.mouth_smooth_s / FRAME_S))
     return uniform_filter1d(maximum_filter1d(out, width, axis=0), width, axis=0), seen
 
 
@@ -102,20 +114,21 @@ def _distance_to_nearest(grid: np.ndarray, t: np.ndarray) -> np.ndarray:
     return np.minimum(before, after)
 
 
-def calibrate_mouths(mouth: np.ndarray, seen: np.ndarray, speech: np.ndarray) -> np.ndarray:
+def calibrate_mouths(mouth: np.ndarray, seen: np.ndarray, speech: np.ndarray,
+                     p: AudioVisualParams = AudioVisualParams()) -> np.ndarray:
     """Mouth activity rescaled per person to 0 = own rest, 1 = own speaking level; NaN where the
     face was not seen or does not separate speaking from rest (see the module docstring)."""
     out = np.full(mouth.shape, np.nan)
     for j in range(mouth.shape[1]):
         quiet, talk = seen[:, j] & ~speech, seen[:, j] & speech
-        if talk.sum() * FRAME_S < MIN_REST_S:
+        if talk.sum() * FRAME_S < p.min_rest_s:
             continue
-        if quiet.sum() * FRAME_S < MIN_REST_S:
+        if quiet.sum() * FRAME_S < p.min_rest_s:
             quiet = seen[:, j] & (mouth[:, j] <= np.percentile(mouth[seen[:, j], j], 25))
         rest = np.median(mouth[quiet, j])
         spread = np.median(np.abs(mouth[quiet, j] - rest))
-        top = np.percentile(mouth[talk, j], SPEAKING_PERCENTILE)
-        if top - rest < max(MIN_SEPARATION * spread, MIN_MOVEMENT):
+        top = np.percentile(mouth[talk, j], p.speaking_percentile)
+        if top - rest < max(p.min_separation * spread, p.min_movement):
             continue  # this face does not tell its speech from its silence
         out[:, j] = np.where(seen[:, j], (mouth[:, j] - rest) / (top - rest), np.nan)
     return out
@@ -140,7 +153,8 @@ def name_clusters(labels: np.ndarray, level: np.ndarray) -> dict[int, int]:
 
 
 def attribute(labels: np.ndarray, person_of: dict[int, int], level: np.ndarray | None,
-              speech: np.ndarray | None = None, people: int | None = None) -> np.ndarray:
+              speech: np.ndarray | None = None, people: int | None = None,
+              p: AudioVisualParams = AudioVisualParams()) -> np.ndarray:
     """Who speaks in each frame, (n_frames, people) bool: the voice cluster's person, overruled
     by mouths moving (shifted onto the sound, see ``mouth_timing``) in voice-activity
     ``speech`` frames (step 3 of the module docstring). Pauses the diarization filled inside
@@ -155,13 +169,13 @@ def attribute(labels: np.ndarray, person_of: dict[int, int], level: np.ndarray |
     if level is None:
         return voice
     speech = (labels >= 0) if speech is None else (speech & (labels >= 0))
-    moving = hysteresis(np.nan_to_num(level, nan=0.0), MOVING_ON, MOVING_OFF)
-    lead, lag = mouth_timing(moving, labels, person_of, speech, ~np.isnan(level))
+    moving = hysteresis(np.nan_to_num(level, nan=0.0), p.moving_on, p.moving_off)
+    lead, lag = mouth_timing(moving, labels, person_of, speech, ~np.isnan(level), p)
     sounding = _trim_runs(moving, lead, lag, sound=speech)
     moving = speech[:, None] & sounding
     faces_say = np.where(moving.any(1)[:, None], moving, voice)
     changed = speech & (faces_say != voice).any(1)
-    keep = _drop_short(changed, int(MIN_OVERLAP_S / FRAME_S))
+    keep = _drop_short(changed, int(p.min_overlap_s / FRAME_S))
     active = np.where(keep[:, None], faces_say, voice) & speech[:, None]
     filled = (labels >= 0) & ~speech
     if filled.any():
@@ -175,14 +189,15 @@ def attribute(labels: np.ndarray, person_of: dict[int, int], level: np.ndarray |
 
 
 def mouth_timing(moving: np.ndarray, labels: np.ndarray, person_of: dict[int, int], speech: np.ndarray,
-                 informative: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+                 informative: np.ndarray, p: AudioVisualParams = AudioVisualParams()
+                 ) -> tuple[np.ndarray, np.ndarray]:
     """How many frames each person's mouth starts moving before their voice starts (``lead``)
     and stops after it ends (``lag``), both (people,) ints >= 0, learnt from this session: the
     median, over the voice activity's onsets (offsets) that the clustering gives to that person,
     of the distance to the nearest start (stop) of their mouth's movement within
-    ``MAX_LEAD_S``. A person with fewer than ``MIN_EDGES`` such edges takes everyone's median."""
+    ``max_lead_s``. A person with fewer than ``min_edges`` such edges takes everyone's median."""
     n, people = moving.shape
-    reach = int(MAX_LEAD_S / FRAME_S)
+    reach = int(p.max_lead_s / FRAME_S)
     found = {"on": [[] for _ in range(people)], "off": [[] for _ in range(people)]}
     rises = [np.array([s for s, _ in true_runs(moving[:, j])]) for j in range(people)]
     falls = [np.array([e for _, e in true_runs(moving[:, j])]) for j in range(people)]
@@ -198,7 +213,7 @@ def mouth_timing(moving: np.ndarray, labels: np.ndarray, person_of: dict[int, in
     for kind in ("on", "off"):
         everyone = [d for per in found[kind] for d in per]
         pooled = np.median(everyone) if everyone else 0.0
-        timing.append(np.array([max(0, int(round(np.median(per) if len(per) >= MIN_EDGES else pooled)))
+        timing.append(np.array([max(0, int(round(np.median(per) if len(per) >= p.min_edges else pooled)))
                                 for per in found[kind]]))
     return timing[0], timing[1]
 
@@ -219,16 +234,17 @@ def _trim_runs(mask: np.ndarray, lead: np.ndarray, lag: np.ndarray, sound: np.nd
     return out
 
 
-def name_speakers(frames: FrameDiarization, ids: list[str], faces: pd.DataFrame) -> tuple[pd.DataFrame, str]:
+def name_speakers(frames: FrameDiarization, ids: list[str], faces: pd.DataFrame, *,
+                  params: AudioVisualParams = AudioVisualParams()) -> tuple[pd.DataFrame, str]:
     """Segments ``start_s, end_s, participant_id, confidence`` named with participant ids, and
     a description of the backend used."""
     labels = frames.labels
     k = int(labels.max()) + 1 if (labels >= 0).any() else 0
     n = len(labels)
-    found = _mouth_on_frames(faces, ids, n) if k and len(faces) else None
+    found = _mouth_on_frames(faces, ids, n, params) if k and len(faces) else None
     audio_only = "single microphone: Silero VAD + Resemblyzer embeddings + k-means"
     speech = frames.speech if frames.speech is not None and len(frames.speech) == n else labels >= 0
-    level = calibrate_mouths(*found, speech) if found is not None else None
+    level = calibrate_mouths(*found, speech, params) if found is not None else None
     if level is None or np.isnan(level).all():
         active = np.zeros((n, len(ids)), bool)
         k = min(k, len(ids))
@@ -236,8 +252,8 @@ def name_speakers(frames: FrameDiarization, ids: list[str], faces: pd.DataFrame)
         return activity_to_segments(active, ids, frames.confidence), audio_only + (
             ", named in order of first speech" if len(ids) > 1 else "") + f"; {frames.overlap_note}"
     person_of = name_clusters(labels, level)
-    voice = attribute(labels, person_of, None, people=len(ids))
-    active = attribute(labels, person_of, level, speech)
+    voice = attribute(labels, person_of, None, people=len(ids), p=params)
+    active = attribute(labels, person_of, level, speech, p=params)
     overlap = ((active.sum(1) >= 2) & ~(voice.sum(1) >= 2)).sum() * FRAME_S
     moved = (active & ~voice).any(1) & (active.sum(1) == 1)
     return activity_to_segments(active, ids, frames.confidence), (

@@ -21,15 +21,14 @@ faces are visible, ``analysis.stages.speakers.audiovisual`` names the clusters a
 from __future__ import annotations
 
 import logging
-import os
-from dataclasses import asdict, dataclass, field
-from functools import lru_cache
+from dataclasses import asdict, dataclass
 
 import numpy as np
 import pandas as pd
 
 from analysis.core.frames import (FRAME_S, activity_to_segments, fill_same_speaker_pauses, fill_short_runs,
                                   frame_level_db, runs)
+from analysis.core.models import shared_model
 from analysis.stages.speakers.overlap import OverlapParams, model_version
 
 
@@ -65,22 +64,24 @@ class DiarizationParams:
     same_speaker_pause_s: float = 1.0 # a pause this short between two stretches of one speaker is
                                       # part of their turn (DOMAIN.md's turn gap)
     max_speakers: int = 6             # upper bound when the speaker count is unknown
+    min_enrolment_similarity: float = 0.5  # a voice cluster less similar (cosine) than this to every
+                                      # enrolment voice print stays unnamed
     overlap: OverlapParams = OverlapParams()  # overlapped speech detection (analysis/stages/speakers/overlap.py)
-    pyannote_pipeline: str | None = field(default_factory=lambda: os.environ.get("PLAYBACK_PYANNOTE_PIPELINE") or None)
-                                      # use pyannote.audio instead (analysis/stages/speakers/pyannote_backend.py)
+    pyannote_pipeline: str | None = None  # a pyannote.audio pipeline used instead (folder or hub id; set
+                                      # from PLAYBACK_PYANNOTE_PIPELINE by the pipeline, see pyannote_backend.py)
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
-@lru_cache(maxsize=1)
+@shared_model
 def _vad_model():
     from silero_vad import load_silero_vad
 
     return load_silero_vad()
 
 
-@lru_cache(maxsize=1)
+@shared_model
 def _voice_encoder():
     from resemblyzer import VoiceEncoder
 

@@ -13,8 +13,6 @@ from scipy.optimize import linear_sum_assignment
 from analysis.core.frames import FRAME_S
 from analysis.stages.speakers.diarization import DiarizationParams, FrameDiarization, chunk_embeddings, ge2e_mel, speech_chunks, speech_mask
 
-MIN_SIMILARITY = 0.5   # a cluster less similar than this to every print stays unnamed
-
 
 def voice_print(y: np.ndarray, sr: int, *, params: DiarizationParams = DiarizationParams()) -> np.ndarray | None:
     """Voice print of mono ``y`` at ``sr`` Hz: unit vector of shape (256,), None without speech."""
@@ -41,7 +39,7 @@ def name_clusters(y: np.ndarray, sr: int, frames: FrameDiarization, prints: dict
                   params: DiarizationParams = DiarizationParams()) -> dict[int, tuple[str, float]]:
     """Map cluster index -> (participant id, cosine similarity) by matching cluster voice prints
     (the diarizer's centroids, or computed from the labelled speech) to enrolment ``prints``;
-    clusters matching no print above :data:`MIN_SIMILARITY` are left out."""
+    clusters matching no print above ``params.min_enrolment_similarity`` are left out."""
     if frames.centroids is not None:
         present = set(frames.labels[frames.labels >= 0].tolist())
         centroids = {c: frames.centroids[c] for c in range(len(frames.centroids)) if c in present}
@@ -53,7 +51,7 @@ def name_clusters(y: np.ndarray, sr: int, frames: FrameDiarization, prints: dict
     people = list(prints)
     sim = np.array([[float(centroids[c] @ prints[p]) for p in people] for c in clusters])
     rows, cols = linear_sum_assignment(-sim)
-    return {clusters[r]: (people[c], sim[r, c]) for r, c in zip(rows, cols) if sim[r, c] >= MIN_SIMILARITY}
+    return {clusters[r]: (people[c], sim[r, c]) for r, c in zip(rows, cols) if sim[r, c] >= params.min_enrolment_similarity}
 
 
 def speech_from_segments(y: np.ndarray, sr: int, segments: list[tuple[float, float]]) -> np.ndarray:

@@ -17,12 +17,11 @@ from __future__ import annotations
 import logging
 import warnings
 from dataclasses import dataclass
-from functools import lru_cache
 
 import numpy as np
 
 from analysis.core.frames import FRAME_S, fill_short_runs, hysteresis
-from analysis.core.models import SEGMENTATION, resolve_model
+from analysis.core.models import SEGMENTATION, resolve_model, shared_model
 
 MODEL_RATE_HZ = 16000
 WINDOW_S = 5.0      # the model's input length, seconds
@@ -41,7 +40,7 @@ class OverlapParams:
     batch: int = 16           # windows per forward pass
 
 
-@lru_cache(maxsize=1)
+@shared_model
 def _segmentation_model():
     """The pyannote/segmentation network in eval mode (raises ModelUnavailableError when the
     file is missing and cannot be fetched)."""

@@ -36,6 +36,7 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from analysis.core.rttm import to_rttm  # noqa: E402
 from capture.errors import ModelUnavailableError  # noqa: E402
 
 PIPELINE_ENV = "PLAYBACK_PYANNOTE_PIPELINE"
@@ -50,16 +51,21 @@ _HOW_TO = (
 )
 
 
-def locate_pipeline() -> str | Path | None:
-    """Where the user's pyannote pipeline is: a local folder (``Path``), a hub id the user
-    asked for explicitly (``str``), or ``None`` when ``PLAYBACK_PYANNOTE_PIPELINE`` is unset.
+def configured_pipeline() -> str | None:
+    """The pipeline the user configured in ``PLAYBACK_PYANNOTE_PIPELINE`` (None when unset)."""
+    return os.environ.get(PIPELINE_ENV, "").strip() or None
+
+
+def locate_pipeline(value: str | None = None) -> str | Path | None:
+    """Where the user's pyannote pipeline ``value`` is (default: :func:`configured_pipeline`):
+    a local folder (``Path``), a hub id the user asked for explicitly (``str``), or ``None``.
 
     A value that exists on disk is always a local path. A value that does not exist is a hub
     id only when it names one of pyannote's pipelines (``pyannote/<name>``); anything else is
     returned as a (missing) path so that :func:`load_pipeline` says it is missing rather than
     trying the network.
     """
-    value = os.environ.get(PIPELINE_ENV, "").strip()
+    value = (value or "").strip() or configured_pipeline()
     if not value:
         return None
     path = Path(value).expanduser()
@@ -312,8 +318,9 @@ def rttm_text(segments: pd.DataFrame, uri: str = "session") -> str:
 
 
 def write_rttm(segments: pd.DataFrame, path: str | Path, uri: str = "session") -> Path:
+    """Write the segments' RTTM (each turn's confidence in the confidence column) to ``path``."""
     path = Path(path)
-    path.write_text(rttm_text(segments, uri))
+    path.write_text(to_rttm(segments, uri, confidence="confidence"))
     return path
 
 

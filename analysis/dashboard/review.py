@@ -1,0 +1,172 @@
+"""The therapist's review page: the video, the moments to walk through, the timeline, the
+metrics and every threshold behind the counts. Values come from :mod:`analysis.review`."""
+from __future__ import annotations
+
+import altair as alt
+import pandas as pd
+import streamlit as st
+
+from analysis.dashboard.vault import note_access
+from analysis.review import (KIND_TITLES, Review, format_clock, load_decisions, load_review, save_decision,
+                             thresholds_table, timeline_rows)
+from capture.errors import PlaybackError
+from capture.store import Store
+
+LAYER_COLOURS = {
+    "Speech": "#8fb8de", "Overlap": "#f2b84b", "Backchannel": "#6a994e", "Interruption": "#d9534f",
+    "Raised voice": "#8e44ad", "Expression": "#2a9d8f",
+}
+
+
+LAYER_GROUP = {"Speech": "speech", "Backchannel": "speech", "Overlap": "speech", "Interruption": "events",
+               "Raised voice": "events", "Expression": "face"}
+TIMELINE_GROUPS = ("speech", "events", "face")
+
+
+@st.cache_data(show_spinner=False, max_entries=4)
+def cached_video(store_root: str, session_id: str, rel: str, _store: Store) -> bytes:
+    """Video bytes decrypted in memory, cached per session (keyed by store and session id;
+    locking the dashboard clears the cache)."""
+    return _store.read_bytes(session_id, rel)
+
+
+def session_picker(store: Store) -> str | None:
+    rows = store.list_sessions()
+    if not rows:
+        st.sidebar.info("No sessions yet.")
+        st.info("No sessions yet. Import one with `playback import FILE --participants \"Alex,Sam\"`, "
+                "or run `playback demo` for the bundled sample.")
+        return None
+    labels = {r.session_id: f"{r.session_id} · {r.status} · {r.duration_s or 0:.0f} s" for r in rows}
+    chosen = st.sidebar.radio("Sessions", list(labels), format_func=labels.get, key="session_id")
+    st.sidebar.caption("Annotations are evidence to look at together, never a verdict. "
+                       "Confirm or dismiss each moment with the people in the room.")
+    return chosen
+
+
+def timeline_chart(review: Review, position_s: float) -> alt.Chart:
+    """One block of rows per person: what they said, what happened, what their face showed."""
+    rows = timeline_rows(review)
+    row_order = [f"{p['name']} · {group}" for p in review.manifest["participants"] for group in TIMELINE_GROUPS]
+    rows["row"] = rows.lane + " · " + rows.layer.map(LAYER_GROUP)
+    rows["draw"] = rows.layer.map({layer: i for i, layer in enumerate(LAYER_COLOURS)})  # backchannels over speech
+    bars = alt.Chart(rows).mark_bar(height=16, cornerRadius=2).encode(
+        x=alt.X("start_s:Q", title="time (s)", scale=alt.Scale(domain=[0, review.manifest["duration_s"]], nice=False)),
+        x2="end_s:Q",
+        order=alt.Order("draw:Q"),
+        y=alt.Y("row:N", title=None, sort=row_order, scale=alt.Scale(domain=row_order)),
+        color=alt.Color("layer:N", title=None, legend=alt.Legend(orient="top"),
+                        scale=alt.Scale(domain=list(LAYER_COLOURS), range=list(LAYER_COLOURS.values()))),
+        tooltip=["lane", "layer", "label", alt.Tooltip("start_s:Q", format=".1f"), alt.Tooltip("end_s:Q", format=".1f"),
+                 "explanation"],
+    )
+    cursor = alt.Chart(pd.DataFrame({"t": [position_s]})).mark_rule(color="black", strokeDash=[4, 3]).encode(x="t:Q")
+    return (bars + cursor).properties(height=26 * len(row_order))
+
+
+def moments_list(store: Store, review: Review) -> None:
+    """Moments to walk through: jump to each, confirm or dismiss it, keep a private note."""
+    moments = review.moments()
+    st.subheader(f"Moments ({len(moments)})")
+    if moments.empty:
+        st.caption("No interruptions, raised voices or expressions were found.")
+        return
+    decisions = load_decisions(store, review.session_id)
+    kinds = st.multiselect("Show", sorted(moments.kind.unique()), default=sorted(moments.kind.unique()),
+                           format_func=KIND_TITLES.get, key="moment_kinds")
+    show_dismissed = st.toggle("Show dismissed moments", value=False, key="show_dismissed")
+    listing = st.container(height=520)
+    for m in moments[moments.kind.isin(kinds)].itertuples():
+        entry = decisions.get(m.event_id, {})
+        decision = entry.get("decision")
+        if decision == "dismissed" and not show_dismissed:
+            continue
+        left, right = listing.columns([1, 3], vertical_alignment="top")
+        if left.button(f"▶ {format_clock(m.start_s)}", key=f"jump-{m.event_id}",
+                       help=f"Play from {m.start_s:.1f} s", width="stretch"):
+            st.session_state.position_s = float(m.start_s)
+            st.rerun()
+        tag = KIND_TITLES.get(m.kind, m.kind) + "".join(
+            f" · {str(detail).replace('_', ' ')}" for detail in (m.outcome, m.style, m.expression) if detail)
+        status = {"confirmed": " · ✓ confirmed", "dismissed": " · ✗ dismissed"}.get(decision, "")
+        right.markdown(f"**{tag}**{status} — {m.explanation}  \n"
+                       f"<small>confidence {float(m.confidence):.0%}</small>", unsafe_allow_html=True)
+        confirm, dismiss, note = right.columns([1, 1, 2])
+        for column, choice, text, verb in ((confirm, "confirmed", "✓", "Confirm"), (dismiss, "dismissed", "✗", "Dismiss")):
+            if column.button(text, key=f"{choice}-{m.event_id}", disabled=decision == choice,
+                             help=f"{verb} this moment (kept with your private notes)"):
+                save_decision(store, review.session_id, m.event_id, decision=choice)
+                st.rerun()
+        with note.popover("Note", help="A private note: never shown to clients"):
+            text = st.text_area("Your note", value=entry.get("note", ""), key=f"note-{m.event_id}")
+            if st.button("Save note", key=f"save-note-{m.event_id}"):
+                save_decision(store, review.session_id, m.event_id, note=text)
+                st.rerun()
+
+
+def metrics_panel(review: Review) -> None:
+    st.subheader("Who talked, who interrupted")
+    people = review.participants
+    cols = st.columns(max(len(people), 1))
+    for col, p in zip(cols, people.itertuples()):
+        col.metric(p.name, f"{p.talk_share:.0%} of talk")
+        col.caption(f"{int(p.turn_count)} turns · longest {p.longest_turn_s:.0f} s · interrupted others "
+                    f"{int(p.interruptions_made)}× · was interrupted {int(p.interruptions_received)}×")
+    table = people[["name", "talk_s", "talk_share", "floor_share", "turn_count", "mean_turn_s", "longest_turn_s",
+                    "interruptions_made", "interruptions_received", "backchannels_given"]].rename(columns={
+        "name": "person", "talk_s": "talk (s)", "talk_share": "talk share", "floor_share": "floor share",
+        "turn_count": "turns", "mean_turn_s": "mean turn (s)", "longest_turn_s": "longest turn (s)",
+        "interruptions_made": "interrupted others", "interruptions_received": "was interrupted",
+        "backchannels_given": "backchannels"})
+    st.dataframe(table, hide_index=True, width="stretch",
+                 column_config={"talk share": st.column_config.NumberColumn(format="percent"),
+                                "floor share": st.column_config.NumberColumn(format="percent"),
+                                **{c: st.column_config.NumberColumn(format="%.1f")
+                                   for c in ("talk (s)", "mean turn (s)", "longest turn (s)")}})
+    st.markdown("**Who interrupts whom** (row interrupts column)")
+    st.dataframe(review.matrix, width="stretch")
+    thresholds_panel(review)
+    st.caption(f"Speaker turns: {review.speaker_backend}.")
+
+
+def thresholds_panel(review: Review) -> None:
+    """Every setting that shaped the counts on this page, as this session's run recorded it."""
+    with st.expander("How these counts were made: every threshold, with its meaning"):
+        st.caption("These are the settings the analysis used for this session. The counts depend on "
+                   "them; a different setting can give a different count.")
+        st.dataframe(thresholds_table(review), hide_index=True, width="stretch",
+                     column_config={"meaning": st.column_config.TextColumn(width="large")})
+
+
+def session_page(store: Store, session_id: str) -> None:
+    try:
+        review = load_review(store, session_id)
+    except PlaybackError as exc:
+        st.error(str(exc))
+        return
+    note_access(store, session_id, "view")
+    people = ", ".join(p["name"] for p in review.manifest["participants"])
+    st.title(f"Session {session_id}")
+    st.caption(f"{people} · {format_clock(review.manifest['duration_s'])} · recorded file {review.manifest.get('source_name', '')}")
+    if not review.analysed:
+        st.warning(f"This session has not been analysed yet. Run `playback analyze {session_id}`.")
+        return
+    if st.session_state.get("position_for") != session_id:
+        st.session_state.position_s = 0.0
+        st.session_state.position_for = session_id
+    position = float(st.session_state.get("position_s", 0.0))
+    video_col, moments_col = st.columns([3, 2])
+    with video_col:
+        media = review.manifest["media"]
+        rel = media.get("video") or media.get("original")
+        st.video(cached_video(str(store.root), session_id, rel, store), start_time=int(position))
+        note_access(store, session_id, "play")
+        st.caption(f"Playing from {position:.1f} s")
+        if review.face_coverage:
+            st.caption("Faces found in sampled frames: " + ", ".join(f"{n} {c:.0%}" for n, c in review.face_coverage.items()))
+    with moments_col:
+        moments_list(store, review)
+    st.subheader("Timeline")
+    chart = timeline_chart(review, position)
+    st.altair_chart(chart, width="stretch", height=int(chart.height) + 90)
+    metrics_panel(review)
