@@ -400,8 +400,15 @@ def honour_voice_consent(stage: str, s: Session, outputs: Outputs, info: dict) -
 
 
 def stage_params(stage: Stage, params: Params) -> dict[str, dict]:
-    """The stage's parameters as recorded: ``{Params field: {name: value}}``."""
-    return {name: dataclasses.asdict(getattr(params, name)) for name in stage.params}
+    """The stage's parameters as recorded: ``{name: value}`` for a stage with one parameter
+    class, ``{Params field: {name: value}}`` for a stage with several."""
+    groups = {name: dataclasses.asdict(getattr(params, name)) for name in stage.params}
+    return next(iter(groups.values())) if len(groups) == 1 else groups
+
+
+def recorded_groups(stage: Stage, recorded: dict) -> dict[str, dict]:
+    """``{Params field: {name: value}}`` from a run record's ``params`` (see :func:`stage_params`)."""
+    return {stage.params[0]: recorded} if len(stage.params) == 1 else recorded
 
 
 def run_json_path(stage: str) -> str:

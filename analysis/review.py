@@ -10,7 +10,7 @@ import pandas as pd
 
 from analysis.core import events as ev
 from analysis.core.params import UNITS, ParamDoc, describe_recorded
-from analysis.pipeline import STAGES, Params, run_json_path
+from analysis.pipeline import STAGES, Params, recorded_groups, run_json_path
 from capture.store import Store, utc_now
 
 MOMENT_KINDS = ev.MOMENT_KINDS
@@ -65,7 +65,8 @@ def recorded_thresholds(store: Store, session_id: str) -> list[Threshold]:
         if not store.exists(session_id, run_json_path(stage.name)):
             continue
         recorded = store.read_json(session_id, run_json_path(stage.name)).get("params", {})
-        for group, values in (recorded.items() if isinstance(recorded, dict) else ()):
+        groups = recorded_groups(stage, recorded) if isinstance(recorded, dict) else {}
+        for group, values in groups.items():
             if group in shown or group not in classes or not isinstance(values, dict):
                 continue
             shown.add(group)
