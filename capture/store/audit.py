@@ -52,8 +52,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import NamedTuple
 
-from capture.store import vault
 from capture.errors import AuditError, PlaybackError, StoreLockedError
+from capture.store import vault
+
+try:
+    import fcntl  # POSIX only: serialises writers across processes
+except ImportError:                  # Windows: single-process use
+    fcntl = None
 
 LOG_NAME = "audit.log"
 GENESIS = "0" * 64
@@ -253,17 +258,13 @@ class AuditLog:
         self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
         fd = os.open(self.root / ".audit.lock", os.O_RDWR | os.O_CREAT, 0o600)
         try:
-            try:
-                import fcntl
-
+            if fcntl is not None:   # Windows: single-process use
                 fcntl.flock(fd, fcntl.LOCK_EX)
-            except ImportError:  # Windows: single-process use
-                pass
             yield
         finally:
             os.close(fd)
 
-    exclusive = _locked     # for Store.change_passphrase: no entry is appended while keys rotate
+    exclusive = _locked     # for Keys.change_passphrase: no entry is appended while keys rotate
 
     # ----- the anchor outside the store -----------------------------------------------------------
     def anchor_path(self, store_id: str) -> Path:
