@@ -31,9 +31,14 @@ import pandas as pd
 
 from analysis.core import events as ev
 from analysis.stages import dynamics, expressions, faces, tone
-from analysis.stages.speakers import diarization, enrolment, multitrack, pyannote_backend
+from analysis.stages.speakers import (
+    diarization,
+    enrolment,
+    multitrack,
+    pyannote_backend,
+)
 from analysis.stages.speakers.audiovisual import AudioVisualParams, name_speakers
-from capture.consent import SCOPES, consented_ids, read_consent
+from capture.consent import consented_ids, read_consent
 from capture.errors import IntegrityError
 from capture.media import AUDIO_RATE_HZ, decode_wav
 from capture.store import Store, utc_now
@@ -267,7 +272,7 @@ def run_dynamics(s: Session, p: Params, hook: ProgressHook) -> StageResult:
     )
     hook("dynamics", completed=1, total=1)
     return StageResult({
-        "dynamics.parquet": ev.conform(ev.upgrade_legacy(result.events)),  # TODO(split): structured fields from dynamics
+        "dynamics.parquet": ev.conform(result.events),
         "participants.parquet": result.participants,
         "matrix.parquet": result.matrix.reset_index(names="interrupter"),
         "turn_changes.parquet": result.turn_changes,

@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     comps = compose_set(n=a.n, seed=a.seed)
     dur = sum(c.duration_s for c in comps)
-    n_true = pd.concat([c.events for c in comps])["label"].str.split(",").str[0].value_counts().to_dict()
+    n_true = pd.concat([c.events for c in comps]).pipe(lambda e: e["outcome"].fillna(e["kind"])).value_counts().to_dict()
     print(f"composed {len(comps)} conversations, {dur / 60:.1f} min, 2-4 people, true events {n_true} "
           f"({time.perf_counter() - t0:.1f} s)")
     modes = ["truth"] + (["multitrack"] if a.multitrack else []) + (["audio"] if a.from_audio else [])

@@ -31,6 +31,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Iterable, Mapping
 
 from capture.errors import ConsentError, PlaybackError
+from capture.media import AUDIO_RATE_HZ, decode_wav, encode_wav
 from capture.store import Store, utc_now
 
 log = logging.getLogger(__name__)
@@ -197,8 +198,6 @@ def store_enrolment(store: Store, session_id: str, record: ConsentRecord, wav: b
     they agreed to voice analysis; returns the record with its ``enrolment`` path set."""
     if wav is None or not record.allows("analyse_voice"):
         return ConsentRecord(**{**record.to_dict(), "enrolment": None})
-    from capture.media import AUDIO_RATE_HZ, decode_wav, encode_wav
-
     y, sr = decode_wav(wav)
     if y.ndim == 2:
         y = y.mean(axis=0)

@@ -6,14 +6,30 @@ session behind.
 """
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
-import hashlib
-
+import av
 import numpy as np
 
+from capture.consent import (
+    ROLES,
+    ConsentRecord,
+    attested_scopes,
+    make_record,
+    require_consent,
+    write_consent,
+)
 from capture.errors import BadMediaError, PlaybackError
-from capture.media import AUDIO_RATE_HZ, MAX_STREAMS, MIN_DURATION_S, decode_audio, encode_wav, probe, sha256_file
+from capture.media import (
+    AUDIO_RATE_HZ,
+    MAX_STREAMS,
+    MIN_DURATION_S,
+    decode_audio,
+    encode_wav,
+    probe,
+    sha256_file,
+)
 from capture.store import SCHEMA_VERSION, Store, utc_now
 
 # The bundled synthetic sample: what `playback demo` imports and the simulated devices loop.
@@ -23,8 +39,6 @@ SAMPLE_VIDEO = Path(__file__).resolve().parent.parent / "sample_data" / "session
 def parse_participants(text: str) -> list[dict]:
     """``"Alex,Sam"`` -> participant records ``{id, name, role, seat}`` in seat order (left to
     right). A role may follow a colon: ``"Alex,Sam,Dr Lee:therapist"`` (default ``client``)."""
-    from capture.consent import ROLES
-
     items = [item.strip() for item in (text or "").split(",")]
     items = [item for item in items if item]
     if not items:
@@ -58,8 +72,6 @@ def consent_records(people: list[dict], consent=None, *, method: str = "attested
     a recording made elsewhere agreed to it being recorded and analysed, for the streams it
     holds (``audio``, ``video``; :func:`capture.consent.attested_scopes`: no take-home copy,
     no supervision use)."""
-    from capture.consent import ConsentRecord, attested_scopes, make_record
-
     if consent is None:
         scopes = attested_scopes(audio=audio, video=video)
         return [make_record(p["id"], scopes, method=method) for p in people]
@@ -90,8 +102,6 @@ def import_media(store: Store, media: Path | str | None, participants: str | lis
     With tracks, each becomes ``media/track<N>.wav`` (16 kHz mono, placed on session time by
     its stream start time, padded or cut to the session's duration) and ``media/audio.wav`` is
     their mix. ``consent``: see :func:`consent_records`."""
-    from capture.consent import write_consent
-
     people = parse_participants(participants) if isinstance(participants, str) else participants
     parsed = [parse_track(t) for t in (tracks or [])]
     if media is None and not parsed:
@@ -108,8 +118,6 @@ def import_media(store: Store, media: Path | str | None, participants: str | lis
     for (_, path), tinfo in zip(parsed, track_infos):
         if not tinfo.has_audio:
             raise BadMediaError(f"{path.name}: no audio stream; a --track must be an audio recording.")
-    from capture.consent import require_consent
-
     # what was recorded must have been agreed to by everyone in it (C1 for imports); an
     # attested import attests only the streams the files hold
     has_audio, has_video = bool(track_infos) or bool(info and info.has_audio), bool(info and info.has_video)
@@ -206,8 +214,6 @@ def import_media(store: Store, media: Path | str | None, participants: str | lis
 
 def _video_end_s(path: Path) -> float:
     """End time of the first video stream's last packet (demuxed, not decoded), in seconds."""
-    import av
-
     end = 0.0
     try:
         with av.open(str(path)) as container:

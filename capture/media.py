@@ -6,12 +6,16 @@ a readable message; decoding functions use stream timestamps, never frame counts
 """
 from __future__ import annotations
 
+import hashlib
+import io
 import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Iterator
 
+import av
 import numpy as np
+import soundfile as sf
 
 from capture.errors import BadMediaError
 
@@ -53,8 +57,6 @@ def _seconds(value, time_base) -> float | None:
 
 def probe(path: Path | str) -> MediaInfo:
     """Inspect ``path`` without decoding it fully; raise :class:`BadMediaError` if unusable."""
-    import av
-
     path = Path(path)
     name = path.name
     if not path.is_file():
@@ -144,8 +146,6 @@ def decode_audio(path: Path | str, *, sr: int = AUDIO_RATE_HZ, mono: bool = True
     unless ``keep_readable`` and some of it decoded: then what decoded before the damage is
     returned (a truncated file holds what its streams really hold).
     """
-    import av
-
     name = Path(path).name
     chunks: list[np.ndarray] = []
     try:
@@ -178,8 +178,6 @@ def iter_video_frames(
     the earliest stream start), so variable frame rate video is sampled correctly. Frames between samples are decoded but
     not converted.
     """
-    import av
-
     name = Path(path).name
     step = 1.0 / fps
     next_t = 0.0
@@ -203,8 +201,6 @@ def iter_video_frames(
 
 def sha256_file(path: Path | str) -> str:
     """Hex sha256 of a file, read in 1 MiB blocks."""
-    import hashlib
-
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
@@ -214,10 +210,6 @@ def sha256_file(path: Path | str) -> str:
 
 def encode_wav(y: np.ndarray, *, sr: int) -> bytes:
     """16-bit PCM WAV bytes of ``y`` (float in [-1, 1], shape (n,) or (channels, n))."""
-    import io
-
-    import soundfile as sf
-
     buffer = io.BytesIO()
     data = y.T if y.ndim == 2 else y
     sf.write(buffer, np.clip(data, -1, 1), sr, format="WAV", subtype="PCM_16")
@@ -226,10 +218,6 @@ def encode_wav(y: np.ndarray, *, sr: int) -> bytes:
 
 def decode_wav(data: bytes) -> tuple[np.ndarray, int]:
     """Inverse of :func:`encode_wav`: float32 array (shape (n,) or (channels, n)) and rate in Hz."""
-    import io
-
-    import soundfile as sf
-
     y, sr = sf.read(io.BytesIO(data), dtype="float32", always_2d=False)
     return (y.T if y.ndim == 2 else y), int(sr)
 

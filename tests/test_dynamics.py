@@ -7,8 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from analysis.core.events import STAGE_COLUMNS as EVENT_COLUMNS
 from analysis.stages.dynamics import (
-    EVENT_COLUMNS,
     PARTICIPANT_COLUMNS,
     TURN_CHANGE_COLUMNS,
     DynamicsInputError,

@@ -25,9 +25,19 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tqdm import tqdm
+
 import analysis  # noqa: F401  (turns pyannote telemetry off before anything imports it)
+from analysis.cli.capture import add_commands as add_capture_commands
+from analysis.cli.capture import add_import_arguments
+from analysis.cli.capture import cmd_import as import_command
+from analysis.cli.vault import add_commands, open_store
+from analysis.export import export, write_export
+from analysis.pipeline import analyze
 from capture.errors import PlaybackError
-from capture.ingest import SAMPLE_VIDEO
+from capture.ingest import SAMPLE_VIDEO, import_media
+from capture.live.recovery import recover_interrupted
+from capture.media import sha256_file
 from capture.store import Store
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -36,8 +46,6 @@ DASHBOARD_PORT = 8501
 
 
 def _store(args, *, unlock: bool = True) -> Store:
-    from analysis.cli.vault import open_store
-
     store = open_store(args.store, unlock=unlock)
     if unlock:
         _recover(store)
@@ -46,8 +54,6 @@ def _store(args, *, unlock: bool = True) -> Store:
 
 def _recover(store: Store) -> None:
     """Recovery on start (R2): recordings left by a crashed process are assembled, never dropped."""
-    from capture.live.recovery import recover_interrupted
-
     for session_id in recover_interrupted(store):
         status = store.session_row(session_id).status
         print(f"Recovered session {session_id}, left unfinished by a process that stopped (status: {status}).",
@@ -55,14 +61,10 @@ def _recover(store: Store) -> None:
 
 
 def cmd_import(args) -> int:
-    from analysis.cli.capture import cmd_import as import_command
-
     return import_command(args, _store(args))
 
 
 def _tqdm_hook():
-    from tqdm import tqdm
-
     bars: dict[str, tqdm] = {}
 
     def hook(step: str, *, completed: int, total: int) -> None:
@@ -82,8 +84,6 @@ def _tqdm_hook():
 
 
 def cmd_analyze(args) -> int:
-    from analysis.pipeline import analyze
-
     hook, close = _tqdm_hook()
     try:
         records = analyze(_store(args), args.session_id, hook=hook, force=args.force)
@@ -99,8 +99,6 @@ def cmd_analyze(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from analysis.export import export, write_export
-
     store = _store(args)
     text = export(store, args.session_id, args.format)
     write_export(args.out, text)
@@ -164,9 +162,6 @@ def cmd_dashboard(args) -> int:
 
 
 def cmd_demo(args) -> int:
-    from analysis.pipeline import analyze
-    from capture.ingest import import_media
-
     store = _store(args)
     if not SAMPLE_VIDEO.is_file():
         raise PlaybackError(f"The bundled sample {SAMPLE_VIDEO} is missing; run 'python sample_data/generate.py'.")
@@ -184,8 +179,6 @@ def cmd_demo(args) -> int:
 
 
 def _find_sample_session(store: Store) -> str | None:
-    from capture.media import sha256_file
-
     digest = sha256_file(SAMPLE_VIDEO)
     for row in store.list_sessions():
         try:
@@ -216,8 +209,6 @@ def build_parser() -> argparse.ArgumentParser:
         return p
 
     p = add("import", cmd_import, "import a recording (or per-person audio tracks) as a new session")
-    from analysis.cli.capture import add_commands as add_capture_commands, add_import_arguments
-
     add_import_arguments(p)
     add_capture_commands(add, _store)
     p = add("analyze", cmd_analyze, "run every analysis stage")
@@ -233,8 +224,6 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("demo", cmd_demo, "import and analyse the bundled sample, then start the dashboard")
     p.add_argument("--port", type=int, default=DASHBOARD_PORT)
     p.add_argument("--no-dashboard", action="store_true", help="stop after the analysis")
-    from analysis.cli.vault import add_commands
-
     add_commands(add)
     return parser
 

@@ -21,8 +21,34 @@ import signal
 import sys
 from pathlib import Path
 
+from capture.consent import (
+    CONSENT_TEXT,
+    CONSENT_TEXT_VERSION,
+    SCOPE_LABELS,
+    SCOPES,
+    read_consent,
+    require_consent,
+    spoken_statement,
+)
 from capture.errors import ConsentError, PlaybackError
-from capture.ingest import SAMPLE_VIDEO
+from capture.ingest import (
+    SAMPLE_VIDEO,
+    consent_records,
+    import_media,
+    parse_participants,
+    participant_by_name,
+)
+from capture.live.devices import (
+    Camera,
+    FileCamera,
+    Microphone,
+    WavMicrophone,
+    list_devices,
+    parse_mic,
+)
+from capture.live.recorder import Recorder, record_clip
+from capture.live.recovery import recover_interrupted
+from capture.withdrawal import withdraw
 
 
 def _interactive() -> bool:
@@ -54,9 +80,6 @@ def add_import_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_import(args, store) -> int:
-    from capture.consent import SCOPES, read_consent
-    from capture.ingest import import_media, parse_participants
-
     people = parse_participants(args.participants)
     consent = consent_from_args(args, people)
     session_id = import_media(store, args.media, people, tracks=args.track, consent=consent)
@@ -75,8 +98,6 @@ def cmd_import(args, store) -> int:
 # ----- record ----------------------------------------------------------------------------------
 def _ask_consent(people: list[dict]) -> dict:
     """Ask each person, scope by scope (nothing pre-ticked), on the terminal."""
-    from capture.consent import CONSENT_TEXT, CONSENT_TEXT_VERSION, SCOPE_LABELS, SCOPES
-
     print(f"\nConsent (text version {CONSENT_TEXT_VERSION}) — read this to everyone present:\n", file=sys.stderr)
     print(CONSENT_TEXT, file=sys.stderr)
     given = {}
@@ -94,9 +115,6 @@ def _ask_consent(people: list[dict]) -> dict:
 def _record_statements(people, records, mic_factory, seconds: float) -> dict[str, bytes]:
     """Each person who agreed to voice analysis reads their statement; returns WAV clips.
     Runs only after everyone's consent passed the gate."""
-    from capture.consent import spoken_statement
-    from capture.live.recorder import record_clip
-
     clips = {}
     for p in people:
         if not records[p["id"]].allows("analyse_voice"):
@@ -111,9 +129,6 @@ def _record_statements(people, records, mic_factory, seconds: float) -> dict[str
 
 def build_devices(args, people):
     """(mics, cameras, track_owner, mic_factory) from ``record``'s arguments."""
-    from capture.live.devices import Camera, FileCamera, Microphone, WavMicrophone, parse_mic
-    from capture.ingest import participant_by_name
-
     def owned(spec: str):
         name, sep, rest = spec.partition("=")
         if sep and any(name.strip().casefold() == p["name"].casefold() for p in people):
@@ -149,10 +164,6 @@ def build_devices(args, people):
 
 
 def cmd_record(args, store) -> int:
-    from capture.consent import require_consent
-    from capture.ingest import consent_records, parse_participants
-    from capture.live.recorder import Recorder
-
     people = parse_participants(args.participants)
     given = consent_from_args(args, people)
     interactive_consent = given is None and _interactive()
@@ -201,8 +212,6 @@ def cmd_record(args, store) -> int:
 
 
 def cmd_withdraw(args, store) -> int:
-    from capture.withdrawal import withdraw
-
     if not args.yes:
         if not _interactive():
             raise PlaybackError("Withdrawal erases the whole session (recording and analysis); add --yes to confirm.")
@@ -216,8 +225,6 @@ def cmd_withdraw(args, store) -> int:
 
 
 def cmd_consent(args, store) -> int:
-    from capture.consent import SCOPES, read_consent
-
     manifest = store.manifest(args.session_id)
     records = read_consent(store, args.session_id)
     if records is None:
@@ -238,8 +245,6 @@ def cmd_consent(args, store) -> int:
 
 
 def cmd_devices(args, store) -> int:
-    from capture.live.devices import list_devices
-
     found = list_devices()
     print("Microphones: " + (", ".join(found["microphones"]) or "none found"))
     print("Cameras:     " + (", ".join(found["cameras"]) or "none found"))
@@ -249,8 +254,6 @@ def cmd_devices(args, store) -> int:
 
 
 def cmd_recover(args, store) -> int:
-    from capture.live.recovery import recover_interrupted
-
     recovered = recover_interrupted(store)
     print(f"Recovered {len(recovered)} session(s) left unfinished by a process that stopped." if recovered
           else "Nothing to recover.",

@@ -9,9 +9,29 @@ from __future__ import annotations
 
 import streamlit as st
 
-from capture.consent import (CONSENT_TEXT, CONSENT_TEXT_VERSION, ROLES, SCOPE_LABELS, SCOPES, ConsentRecord,
-                             consent_text_sha256, make_record, require_consent, spoken_statement)
+from capture.consent import (
+    CONSENT_TEXT,
+    CONSENT_TEXT_VERSION,
+    ROLES,
+    SCOPE_LABELS,
+    SCOPES,
+    ConsentRecord,
+    consent_text_sha256,
+    make_record,
+    require_consent,
+    spoken_statement,
+)
 from capture.errors import ConsentError, PlaybackError
+from capture.ingest import SAMPLE_VIDEO, parse_participants
+from capture.live.devices import (
+    Camera,
+    FileCamera,
+    Microphone,
+    WavMicrophone,
+    list_devices,
+)
+from capture.live.recorder import Recorder
+from capture.live.recovery import recover_interrupted
 from capture.store import Store
 
 _REC = "record_recorder"
@@ -23,8 +43,6 @@ def recover_once(store: Store) -> None:
     """Recovery on start (R2): assemble recordings left by a crashed process, once per browser session."""
     if st.session_state.get("record_recovered_for") == str(store.root):
         return
-    from capture.live.recovery import recover_interrupted
-
     st.session_state.record_recovered_for = str(store.root)
     recovered = recover_interrupted(store)
     if recovered:
@@ -33,8 +51,6 @@ def recover_once(store: Store) -> None:
 
 
 def _people(text: str) -> list[dict]:
-    from capture.ingest import parse_participants
-
     people = parse_participants(text)
     for p in people:
         p["role"] = st.session_state.get(f"rec_role_{p['name']}", p["role"])
@@ -60,8 +76,6 @@ def consent_form(people: list[dict]) -> dict[str, ConsentRecord]:
 
 
 def _devices_choice() -> tuple[str, list, list]:
-    from capture.live.devices import list_devices
-
     source = st.radio("Record from", [SIMULATED, REAL], key="rec_source")
     cameras, mics = [], []
     if source == REAL:
@@ -76,9 +90,6 @@ def _devices_choice() -> tuple[str, list, list]:
 
 
 def _build_devices(source: str, cameras: list[str], mics: list[str]):
-    from capture.ingest import SAMPLE_VIDEO
-    from capture.live.devices import Camera, FileCamera, Microphone, WavMicrophone
-
     if source == SIMULATED:
         return [WavMicrophone(SAMPLE_VIDEO, loop=True)], [FileCamera(SAMPLE_VIDEO, loop=True)]
     return [Microphone(m) for m in mics], [Camera(int(c)) for c in cameras]
@@ -176,8 +187,6 @@ def record_page(store: Store) -> None:
         st.error(reason)
     if st.button("● Start recording", key="rec_start", type="primary", disabled=not ready,
                  help=None if ready else "Everyone present must consent first"):
-        from capture.live.recorder import Recorder
-
         mic_devices, cam_devices = _build_devices(source, cameras, mics)
         recorder = Recorder(store, people, records, mics=mic_devices, cameras=cam_devices, enrolment=clips)
         try:

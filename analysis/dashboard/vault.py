@@ -13,8 +13,10 @@ from pathlib import Path
 
 import streamlit as st
 
+from analysis.export import export
 from capture.errors import PlaybackError
 from capture.store import MIN_PASSPHRASE_CHARS, Store
+from capture.withdrawal import withdraw
 
 DEFAULT_IDLE_LOCK_MIN = 15.0
 REAUTH_VALID_S = 120.0       # a re-entered passphrase allows export/delete for this long
@@ -188,8 +190,6 @@ def session_actions(store: Store, session_id: str, *, analysed: bool) -> None:
                 st.session_state.export_for = session_id
                 st.rerun()
         elif reauthenticated(store, "export", session_id):
-            from analysis.export import export
-
             fmt = st.radio("Format", list(EXPORTS), format_func=lambda f: EXPORTS[f][0], key="export_format",
                            horizontal=True)
             title, mime, name = EXPORTS[fmt]
@@ -232,8 +232,6 @@ def session_actions(store: Store, session_id: str, *, analysed: bool) -> None:
 def withdrawal_action(store: Store, session_id: str) -> None:
     """Someone present withdraws consent: one choice and one confirmation erase the session
     (the recording holds everyone's voice and face; see capture/consent.py)."""
-    from capture.withdrawal import withdraw
-
     people = {p["id"]: p["name"] for p in store.manifest(session_id)["participants"]}
     with st.expander("Someone withdraws their consent"):
         st.caption("Withdrawal erases the whole session: the recording and its analysis hold everyone's "

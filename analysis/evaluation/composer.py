@@ -36,6 +36,7 @@ import numpy as np
 import pandas as pd
 import soundfile as sf
 
+from analysis.core.events import upgrade_legacy
 from analysis.core.frames import FRAME_S, fill_short_runs, frame_level_db, true_runs
 from analysis.core.rttm import read_rttm
 
@@ -268,7 +269,8 @@ class Composition:
         clip laid down (after cuts).
     events: true events (kind, start_s, end_s, participant_id, target_participant_id, label);
         kind "backchannel" (label "backchannel") or "interruption" (label "successful" or
-        "unsuccessful", plus ", competitive" / ", cooperative").
+        "unsuccessful", plus ", competitive" / ", cooperative"), with the same in the structured
+        ``outcome``, ``style`` and ``expression`` columns of :mod:`analysis.core.events`.
     names: speaker id -> display name.
     """
 
@@ -370,7 +372,7 @@ def compose(script: list[Utterance], library: ClipLibrary, *, names: dict | None
     speech = _merge_rows(rows)
     y = np.sum(list(tracks.values()), axis=0).astype(np.float32) if tracks else np.zeros(n, np.float32)
     events = pd.DataFrame(truth, columns=["kind", "start_s", "end_s", "participant_id", "target_participant_id", "label"])
-    events = events.sort_values("start_s").reset_index(drop=True)
+    events = upgrade_legacy(events.sort_values("start_s").reset_index(drop=True))   # outcome, style from the label
     names = names or {s: s for s in speakers}
     return Composition(y=y, sr=SR, tracks=tracks, speech=speech, events=events, script=list(script),
                        names=names, duration_s=n / SR, seed=seed)

@@ -22,6 +22,7 @@ import pandas as pd
 from pyannote.core import Annotation, Segment, Timeline
 from pyannote.metrics.diarization import DiarizationErrorRate
 
+from analysis.core.events import INTERRUPTION_STYLES, upgrade_legacy
 from analysis.core.rttm import read_rttm
 
 EVENT_CLASSES = ("backchannel", "successful", "unsuccessful")
@@ -95,19 +96,21 @@ def match_events(truth: pd.DataFrame, found: pd.DataFrame, *, tolerance_s: float
                                        for i in range(len(truth))])
 
 
-def event_class(kind: str, label: str) -> str | None:
-    """Scoring class of an event row: backchannel, successful, unsuccessful, or None."""
+def event_class(kind: str, outcome: str | None) -> str | None:
+    """Scoring class of an event row: backchannel, successful, unsuccessful, or None
+    (a contested interruption counts as successful: the interrupter kept the floor)."""
     if kind == "backchannel":
         return "backchannel"
-    if kind == "interruption":
-        outcome = str(label).split(",")[0].strip()
+    if kind == "interruption" and isinstance(outcome, str):
         return "successful" if outcome in ("successful", "contested") else outcome
     return None
 
 
 def _classed(events: pd.DataFrame) -> pd.DataFrame:
-    """Events with a class (``cls``) and their people as text; events without a class left out."""
-    out = events.assign(cls=[event_class(k, lab) for k, lab in zip(events["kind"], events["label"])],
+    """Events with a class (``cls``) and their people as text; events without a class left out.
+    Tables without the structured fields are upgraded first (:func:`events.upgrade_legacy`)."""
+    events = upgrade_legacy(events)
+    out = events.assign(cls=[event_class(k, o) for k, o in zip(events["kind"], events["outcome"])],
                         participant_id=events["participant_id"].map(str),
                         target_participant_id=events["target_participant_id"].map(str))
     return out[out["cls"].notna()].reset_index(drop=True)
@@ -116,7 +119,7 @@ def _classed(events: pd.DataFrame) -> pd.DataFrame:
 def class_scores(truth: pd.DataFrame, detected: pd.DataFrame, *, tolerance_s: float = 0.5) -> pd.DataFrame:
     """Per-class tp/fp/fn of detected events against true ones, plus the matched pairs' tone
     agreement: one row per class of :data:`EVENT_CLASSES` with ``cls, tp, fp, fn, tone_agree,
-    tone_total`` (tone over matched pairs whose detected label says competitive or cooperative).
+    tone_total`` (tone over matched pairs whose detected event has a ``style``).
 
     Pairs: :func:`pair_events` with equal class, interrupter and interrupted person (as text),
     starts within ``tolerance_s``, closest first (``order="closest"``)."""
@@ -124,12 +127,12 @@ def class_scores(truth: pd.DataFrame, detected: pd.DataFrame, *, tolerance_s: fl
     pairs = pair_events(t, d, tolerance_s=tolerance_s, keys=("cls", "participant_id", "target_participant_id"),
                         order="closest")
     t_cls, d_cls = t["cls"].tolist(), d["cls"].tolist()
-    t_label, d_label = t["label"].map(str).tolist(), d["label"].map(str).tolist()
+    t_style, d_style = t["style"].tolist(), d["style"].tolist()
     rows = []
     for cls in EVENT_CLASSES:
         matched = [(i, j) for i, j in pairs if t_cls[i] == cls]
-        toned = [(i, j) for i, j in matched if "competitive" in d_label[j] or "cooperative" in d_label[j]]
-        agree = sum(("competitive" in d_label[j]) == ("competitive" in t_label[i]) for i, j in toned)
+        toned = [(i, j) for i, j in matched if d_style[j] in INTERRUPTION_STYLES]
+        agree = sum((d_style[j] == "competitive") == (t_style[i] == "competitive") for i, j in toned)
         rows.append(dict(cls=cls, tp=len(matched), fp=d_cls.count(cls) - len(matched),
                          fn=t_cls.count(cls) - len(matched), tone_agree=agree, tone_total=len(toned)))
     return pd.DataFrame(rows)

@@ -12,6 +12,7 @@ import contextlib
 import os
 import sys
 from dataclasses import asdict, dataclass
+from importlib.metadata import version
 from typing import Callable
 
 import numpy as np
@@ -46,8 +47,6 @@ class FaceParams:
 
 
 def model_versions() -> dict:
-    from importlib.metadata import version
-
     return {"mediapipe": version("mediapipe"), "face_landmarker": FACE_LANDMARKER.sha256[:16]}
 
 

@@ -13,6 +13,7 @@ so a consent check can run before any device is opened (C1).
 from __future__ import annotations
 
 import contextlib
+import os
 import queue
 import threading
 import time
@@ -23,6 +24,7 @@ from typing import Iterator, Protocol
 import numpy as np
 
 from capture.errors import PlaybackError
+from capture.media import decode_audio, iter_video_frames, probe
 
 AUDIO_BLOCK_S = 0.1
 
@@ -83,8 +85,6 @@ class WavMicrophone:
         self._clock: Clock | None = None
 
     def open(self, clock: Clock) -> None:
-        from capture.media import decode_audio
-
         self.opened += 1
         if not self.path.is_file():
             raise DeviceError(f"Simulated microphone: no file {self.path}.")
@@ -127,8 +127,6 @@ class FileCamera:
         self._clock: Clock | None = None
 
     def open(self, clock: Clock) -> None:
-        from capture.media import probe
-
         self.opened += 1
         info = probe(self.path)
         if not info.has_video:
@@ -136,8 +134,6 @@ class FileCamera:
         self._clock = clock
 
     def chunks(self, stop: threading.Event) -> Iterator[Chunk]:
-        from capture.media import iter_video_frames
-
         assert self._clock is not None, "open() first"
         start = self._clock.now()
         while not stop.is_set():
@@ -277,8 +273,6 @@ def list_devices() -> dict[str, list[str]]:
     except DeviceError as exc:
         found["problems"].append(str(exc))
     try:
-        import os
-
         os.environ.setdefault("OPENCV_LOG_LEVEL", "OFF")
         import cv2
 

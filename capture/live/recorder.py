@@ -15,20 +15,29 @@ moment the clock started, so tracks and video line up without any offset.
 """
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import logging
 import struct
 import threading
+import time
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Callable, Mapping
 
+import av
 import numpy as np
 
-from capture.consent import ConsentRecord, require_consent, store_enrolment, write_consent
-from capture.live.devices import Chunk, Clock, Device
+from capture.consent import (
+    ConsentRecord,
+    _audit,
+    require_consent,
+    store_enrolment,
+    write_consent,
+)
 from capture.errors import PlaybackError
+from capture.live.devices import Chunk, Clock, Device
 from capture.media import AUDIO_RATE_HZ, decode_wav, encode_wav
 from capture.store import SCHEMA_VERSION, Store, utc_now
 
@@ -61,8 +70,6 @@ def unpack_segment(data: bytes) -> tuple[dict, bytes]:
 
 def encode_video_segment(frames: list[np.ndarray], times: list[float]) -> bytes:
     """An MP4 (H.264, yuv420p) of ``frames`` whose timestamps are the session times ``times``."""
-    import av
-
     h, w = frames[0].shape[:2]
     h, w = h - h % 2, w - w % 2
     buffer = io.BytesIO()
@@ -94,8 +101,6 @@ def read_segment(data: bytes) -> tuple[dict, np.ndarray | int]:
         if sr != header["rate"]:
             raise CaptureError("segment rate does not match its header")
         return header, y
-    import av
-
     try:
         with av.open(io.BytesIO(payload)) as container:
             n = sum(1 for _ in container.decode(container.streams.video[0]))
@@ -298,8 +303,6 @@ class Recorder:
 
     def withdraw(self, participant_id: str) -> None:
         """A participant withdrew during capture: stop at once and erase the session."""
-        from capture.consent import _audit
-
         self._discard = True
         self._stop.set()
         for thread in self._threads:
@@ -326,8 +329,6 @@ class Recorder:
 
 def request_stop(store: Store, session_id: str, *, reason: str, timeout_s: float = 30.0) -> None:
     """Ask the process recording ``session_id`` to stop, and wait until it has let go."""
-    import time
-
     store.write_json(session_id, STOP_FILE, {"reason": reason, "requested_utc": utc_now()})
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -360,8 +361,6 @@ def _manifest(session_id: str, participants: list[dict], source_name: str, captu
 def assemble(store: Store, session_id: str, *, interrupted: bool) -> dict:
     """Build the session's media and manifest from its sealed segments, then drop the spool.
     Unreadable segments (there should be none: each is sealed whole) are counted and skipped."""
-    import hashlib
-
     capture = store.read_json(session_id, CAPTURE_FILE)
     participants = capture.get("participants", [])
     store.remove_temporary(session_id)
@@ -455,8 +454,6 @@ def assemble(store: Store, session_id: str, *, interrupted: bool) -> dict:
 def _concat_video(segments: list[bytes]) -> bytes:
     """Remux MP4 segments (each starting with a key frame, timestamps already session times)
     into one MP4 without re-encoding."""
-    import av
-
     out = io.BytesIO()
     with av.open(out, "w", format="mp4") as container:
         stream = None

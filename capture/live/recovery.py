@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 
 from capture.errors import PlaybackError
+from capture.live.recorder import CAPTURE_FILE, assemble
 from capture.store import Store
 
 log = logging.getLogger(__name__)
@@ -21,8 +22,6 @@ log = logging.getLogger(__name__)
 def recover_interrupted(store: Store) -> list[str]:
     """Assemble and mark ``interrupted`` every capture left behind by a dead process; returns
     the recovered session ids. Captures still running in a live process are left alone."""
-    from capture.live.recorder import CAPTURE_FILE, assemble
-
     recovered = []
     try:
         recovered += store.recover_pending()

@@ -79,22 +79,27 @@ speaker, onsets, turns, overlaps, silences) -> :mod:`.decisions` (frozen datacla
 """
 from __future__ import annotations
 
-from analysis.core.events import STAGE_COLUMNS
 from analysis.stages.dynamics.decisions import (
-    Backchannel, Decisions, Interruption, NoAudio, Overlap, Silence, Turn,
+    Backchannel,
+    Decisions,
+    Interruption,
+    NoAudio,
+    Overlap,
+    Silence,
+    Turn,
 )
 from analysis.stages.dynamics.model import (
-    PARTICIPANT_COLUMNS, TURN_CHANGE_COLUMNS, DynamicsInputError, DynamicsParams, DynamicsResult,
+    PARTICIPANT_COLUMNS,
+    TURN_CHANGE_COLUMNS,
+    DynamicsInputError,
+    DynamicsParams,
+    DynamicsResult,
 )
 from analysis.stages.dynamics.stage import analyse_dynamics
 from analysis.stages.dynamics.synthetic import synthetic_session
 
-# Deprecated alias of the events contract's stage columns, kept only because
-# tests/test_dynamics.py imports it; new code uses analysis.core.events.STAGE_COLUMNS.
-EVENT_COLUMNS = STAGE_COLUMNS
-
 __all__ = [
     "analyse_dynamics", "DynamicsParams", "DynamicsResult", "DynamicsInputError", "synthetic_session",
-    "TURN_CHANGE_COLUMNS", "PARTICIPANT_COLUMNS", "EVENT_COLUMNS",
+    "TURN_CHANGE_COLUMNS", "PARTICIPANT_COLUMNS",
     "Turn", "Backchannel", "Interruption", "Overlap", "Silence", "NoAudio", "Decisions",
 ]

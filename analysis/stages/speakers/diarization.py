@@ -22,15 +22,23 @@ from __future__ import annotations
 
 import logging
 from dataclasses import asdict, dataclass
+from importlib.metadata import version
 
 import numpy as np
 import pandas as pd
 
-from analysis.core.frames import (FRAME_S, activity_to_segments, fill_same_speaker_pauses, fill_short_runs,
-                                  frame_level_db, runs)
-from analysis.core.models import shared_model
+from analysis.core.frames import (
+    FRAME_S,
+    activity_to_segments,
+    fill_same_speaker_pauses,
+    fill_short_runs,
+    frame_level_db,
+    runs,
+)
+from analysis.core.models import SEGMENTATION, shared_model
+from analysis.stages.speakers import overlap
 from analysis.stages.speakers.overlap import OverlapParams, model_version
-
+from capture.errors import ModelUnavailableError
 
 
 @dataclass(frozen=True)
@@ -89,8 +97,6 @@ def _voice_encoder():
 
 
 def model_versions() -> dict:
-    from importlib.metadata import version
-
     return {"silero-vad": version("silero-vad"), "resemblyzer": version("resemblyzer"), "overlap": model_version()}
 
 
@@ -406,10 +412,6 @@ def _second_speakers(y: np.ndarray, sr: int, labels: np.ndarray, scores: np.ndar
     """Per frame, the cluster also speaking where :mod:`analysis.stages.speakers.overlap` finds overlapped
     speech inside labelled speech (the best-matching other cluster; -1 elsewhere), and a note
     for the record. ``(None, reason)`` when detection is off or its model is missing."""
-    from analysis.stages.speakers import overlap
-    from analysis.core.models import SEGMENTATION
-    from capture.errors import ModelUnavailableError
-
     k = scores.shape[1]
     if not params.enabled:
         return None, "overlap detection off"

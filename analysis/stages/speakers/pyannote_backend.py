@@ -33,8 +33,12 @@ from typing import Any, Callable
 os.environ.setdefault("PYANNOTE_METRICS_ENABLED", "0")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
+import logging
+from importlib.metadata import version
+
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+import yaml
 
 from analysis.core.rttm import to_rttm  # noqa: E402
 from capture.errors import ModelUnavailableError  # noqa: E402
@@ -131,8 +135,6 @@ def load_pipeline(source: str | Path):
 @contextlib.contextmanager
 def _quiet_hub_logs():
     """huggingface_hub logs every retry of an unreachable hub; the user gets one line instead."""
-    import logging
-
     logger = logging.getLogger("huggingface_hub")
     level = logger.level
     logger.setLevel(logging.CRITICAL)
@@ -144,7 +146,11 @@ def _quiet_hub_logs():
 
 def _hub_reason(exc: BaseException) -> str:
     try:
-        from huggingface_hub.errors import GatedRepoError, LocalEntryNotFoundError, RepositoryNotFoundError
+        from huggingface_hub.errors import (
+            GatedRepoError,
+            LocalEntryNotFoundError,
+            RepositoryNotFoundError,
+        )
     except ImportError:  # pragma: no cover - older huggingface_hub
         return _one_line(exc)
     if isinstance(exc, GatedRepoError):
@@ -169,8 +175,6 @@ def _check_local(path: Path) -> None:
     config_path = path / "config.yaml" if path.is_dir() else path
     if not config_path.is_file():
         raise ModelUnavailableError(f"{path} has no config.yaml, so it is not a pyannote pipeline: {_HOW_TO}.")
-    import yaml
-
     try:
         config = yaml.safe_load(config_path.read_text())
         params = config["pipeline"].get("params", {}) or {}
@@ -307,16 +311,6 @@ def to_annotation(segments: pd.DataFrame, uri: str = "session"):
     return annotation
 
 
-def rttm_text(segments: pd.DataFrame, uri: str = "session") -> str:
-    """RTTM lines of the segments with each turn's confidence in the confidence column."""
-    lines = [
-        f"SPEAKER {uri} 1 {r.start_s:.3f} {r.end_s - r.start_s:.3f} <NA> <NA> "
-        f"{str(r.participant_id).replace(' ', '_')} {r.confidence:.3f} <NA>"
-        for r in segments.sort_values("start_s").itertuples()
-    ]
-    return "\n".join(lines) + ("\n" if lines else "")
-
-
 def write_rttm(segments: pd.DataFrame, path: str | Path, uri: str = "session") -> Path:
     """Write the segments' RTTM (each turn's confidence in the confidence column) to ``path``."""
     path = Path(path)
@@ -333,8 +327,6 @@ def telemetry_enabled() -> bool:
 
 def backend_record(pipeline) -> dict:
     """What to store in the run metadata about this backend."""
-    from importlib.metadata import version
-
     source = getattr(pipeline, "_playback_source", "unknown")
     return {
         "backend": f"pyannote.audio {version('pyannote.audio')} pipeline {source}",
@@ -353,7 +345,6 @@ __all__ = [
     "first_speech_mapping",
     "map_labels",
     "to_annotation",
-    "rttm_text",
     "write_rttm",
     "telemetry_enabled",
     "backend_record",
