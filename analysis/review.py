@@ -57,21 +57,32 @@ class Review:
 def recorded_thresholds(store: Store, session_id: str) -> list[Threshold]:
     """Every parameter of every stage as its last run recorded it (``derived/<stage>.run.json``),
     each once (a parameter set two stages share is listed with the first), with the meaning and
-    unit its class documents."""
+    unit its class documents; the speaker backend the run did not use is left out."""
     classes = {name: type(value) for name, value in vars(Params()).items()}
     shown: set[str] = set()
     out = []
     for stage in STAGES:
         if not store.exists(session_id, run_json_path(stage.name)):
             continue
-        recorded = store.read_json(session_id, run_json_path(stage.name)).get("params", {})
+        run = store.read_json(session_id, run_json_path(stage.name))
+        recorded = run.get("params", {})
         groups = recorded_groups(stage, recorded) if isinstance(recorded, dict) else {}
         for group, values in groups.items():
-            if group in shown or group not in classes or not isinstance(values, dict):
+            if group in shown or group not in classes or not isinstance(values, dict) \
+                    or group == _unused_speaker_backend(run):
                 continue
             shown.add(group)
             out.extend(Threshold(stage.name, doc) for doc in describe_recorded(classes[group], values, f"{group}."))
     return out
+
+
+def _unused_speaker_backend(run: dict) -> str | None:
+    """The speaker parameters a speakers run recorded but did not use: the single-microphone
+    ones (``diarization``) for a multi-track session, the multi-track ones otherwise."""
+    backend = run.get("backend")
+    if not isinstance(backend, str):
+        return None
+    return "diarization" if backend.startswith("multi-track") else "multitrack"
 
 
 def load_review(store: Store, session_id: str) -> Review:

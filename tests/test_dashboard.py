@@ -33,7 +33,18 @@ def test_session_page_shows_video_timeline_moments_and_metrics(app):
     metrics = {m.label: m.value for m in at.metric}
     assert set(metrics) == {"Alex", "Sam"} and all(v.endswith("of talk") for v in metrics.values())
     markdown = " ".join(m.value for m in at.markdown)
-    assert "Interruption" in markdown and "turn_gap_s" in at.dataframe[-1].value.to_string()
+    assert "Interruption" in markdown
+
+
+@pytest.mark.slow
+def test_every_threshold_is_listed_with_its_meaning(app):
+    at, _ = app
+    thresholds = {name: row for t in at.table for name, row in zip(t.value["recorded as"], t.value.itertuples())}
+    assert {"dynamics.turn_gap_s", "diarization.edge_extend_db", "diarization.edge_extend_s",
+            "faces.sample_fps"} <= set(thresholds)
+    assert not any(name.startswith("multitrack.") for name in thresholds)   # one microphone: not used
+    assert thresholds["dynamics.turn_gap_s"].value.endswith(" s")
+    assert all(row.meaning and not row.meaning.startswith("...") for row in thresholds.values())
 
 
 @pytest.mark.slow

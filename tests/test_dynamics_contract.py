@@ -80,3 +80,16 @@ def test_interruption_label_is_outcome_then_style():
                 pitch_delta_st=0.0)
     assert Interruption(outcome="contested", style="competitive", **base).label == "contested, competitive"
     assert Interruption(outcome="unsuccessful", style=None, **base).label == "unsuccessful"
+
+
+def test_every_stage_parameter_has_its_own_meaning():
+    """The review page's thresholds list reads each field's meaning from its comment: every field
+    of every stage's parameters has one, and none is the tail of its neighbour's sentence."""
+    from analysis.core.params import describe
+    from analysis.pipeline import Params
+
+    docs = describe(Params())
+    assert len(docs) > 40
+    missing = [d.name for d in docs if not d.meaning or d.meaning.startswith(("...", "least", "and ", "or "))
+               or d.meaning.endswith("...")]
+    assert missing == []

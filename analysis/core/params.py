@@ -48,7 +48,7 @@ def field_docs(cls: type) -> dict[str, str]:
     code_lines: set[int] = set()
     for tok in tokenize.generate_tokens(io.StringIO(source).readline):
         if tok.type == tokenize.COMMENT:
-            comments[tok.start[0]] = tok.string.lstrip("#").strip()
+            comments[tok.start[0]] = (tok.start[1], tok.string.lstrip("#").strip())
         elif tok.type not in (tokenize.NL, tokenize.NEWLINE, tokenize.INDENT, tokenize.DEDENT):
             code_lines.add(tok.start[0])
     body = ast.parse(source).body[0].body
@@ -61,12 +61,15 @@ def field_docs(cls: type) -> dict[str, str]:
                 and isinstance(after.value.value, str):
             docs[node.target.id] = " ".join(after.value.value.split())
             continue
+        # the comment on the field's line, continued by comment-only lines in the same column
+        # (a comment starting elsewhere belongs to what follows it)
         parts, line = [], node.end_lineno
         if line in comments:
-            parts.append(comments[line])
+            column = comments[line][0]
+            parts.append(comments[line][1])
             line += 1
-            while line in comments and line not in code_lines:
-                parts.append(comments[line])
+            while line in comments and line not in code_lines and comments[line][0] == column:
+                parts.append(comments[line][1])
                 line += 1
         docs[node.target.id] = " ".join(parts)
     return docs

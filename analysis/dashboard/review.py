@@ -134,8 +134,10 @@ def thresholds_panel(review: Review) -> None:
     with st.expander("How these counts were made: every threshold, with its meaning"):
         st.caption("These are the settings the analysis used for this session. The counts depend on "
                    "them; a different setting can give a different count.")
-        st.dataframe(thresholds_table(review), hide_index=True, width="stretch",
-                     column_config={"meaning": st.column_config.TextColumn(width="large")})
+        table = thresholds_table(review)
+        for stage, rows in table.groupby("stage", sort=False):   # static tables: long meanings wrap
+            st.markdown(f"**{stage}**")
+            st.table(rows.drop(columns="stage").set_index("setting"))
 
 
 def session_page(store: Store, session_id: str) -> None:

@@ -19,8 +19,10 @@ class ToneParams:
     hop_s: float = 0.02                 # frame hop, seconds
     fmin_hz: float = 65.0               # lowest F0 searched
     fmax_hz: float = 450.0              # highest F0 searched
-    raised_loudness_db: float = 4.0     # raised voice: at least this many dB over own baseline...
-    raised_pitch_st: float = 2.0        # ...and at least this many semitones over own baseline
+    raised_loudness_db: float = 4.0     # raised voice: at least this many dB over own baseline
+                                        # (and raised_pitch_st higher)
+    raised_pitch_st: float = 2.0        # raised voice: at least this many semitones over own
+                                        # baseline (and raised_loudness_db louder)
     min_voiced_frames: int = 10         # fewer voiced frames than this: no tone for the segment
     merge_gap_s: float = 3.0            # raised segments of one speaker this close form one passage
 

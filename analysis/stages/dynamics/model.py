@@ -69,8 +69,9 @@ class DynamicsParams:
     is competitive. 3 dB is a clearly audible rise (loudness JND is about 1 dB)."""
 
     competitive_f0_semitones: float = 2.0
-    """...or at least this many semitones higher than their own median pitch (a raised pitch
-    that listeners notice; a whole tone)."""
+    """An interruption starting at least this many semitones higher than the interrupter's own
+    median pitch is competitive (or louder by competitive_loudness_db): a raised pitch that
+    listeners notice, a whole tone."""
 
     tone_min_frames: int = 5
     """Fewer usable prosody frames than this (onset or baseline) means tone is not measurable."""

@@ -70,10 +70,13 @@ class AudioVisualParams:
     min_overlap_s: float = 0.3       # shorter stretches where faces change the voice answer are ignored
     max_gap_s: float = 0.3           # a face unseen for longer than this gives no evidence there
     speaking_percentile: float = 90  # a person's speaking level: this percentile of mouth during speech
-    min_separation: float = 2.0      # speaking level must exceed rest by this many rest spreads (MAD) ...
-    min_movement: float = 0.05       # ... and by this much (jawOpen + lip drop, blendshape score units)
-    moving_on: float = 0.5           # rescaled mouth level above which a mouth starts moving ...
-    moving_off: float = 0.3          # ... and below which it stops (a "b" or "m" closure does not end it)
+    min_separation: float = 2.0      # a face counts only if its speaking level exceeds its rest by
+                                     # this many rest spreads (MAD) and by min_movement
+    min_movement: float = 0.05       # a face counts only if its speaking level exceeds its rest by
+                                     # this much (jawOpen + lip drop, blendshape score units)
+    moving_on: float = 0.5           # rescaled mouth level above which a mouth starts moving
+    moving_off: float = 0.3          # rescaled mouth level below which a moving mouth stops (a "b"
+                                     # or "m" closure does not end it)
     min_rest_s: float = 1.0          # non-speech needed to learn the rest level from it (else the lowest
                                      # quarter of the face's frames stands for rest)
     max_lead_s: float = 0.6          # a mouth starting (stopping) this close to a voice onset (offset) is

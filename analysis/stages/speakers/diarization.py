@@ -54,9 +54,11 @@ class DiarizationParams:
                                       # (dB, 50 ms mean) above the recording's noise floor (median
                                       # level of its non-speech): trims the VAD's hangover in quiet
                                       # rooms without cutting pauses inside speech
-    edge_extend_db: float = 6.0       # ...and an island grows outwards over neighbouring frames at
-    edge_extend_s: float = 0.5        # least this far above the floor, by at most this long: soft
-                                      # onsets and breaths before a word that Silero scores ~0
+    edge_extend_db: float = 6.0       # a speech island grows outwards over neighbouring frames at
+                                      # least this far above the noise floor (dB): soft onsets and
+                                      # breaths before a word that Silero scores ~0
+    edge_extend_s: float = 0.5        # the most a speech island grows outwards on each side
+                                      # (see edge_extend_db)
     min_speech_s: float = 0.2         # speech islands shorter than this are dropped
     chunk_max_s: float = 3.0          # speech islands are cut into chunks at most this long; each
                                       # chunk is embedded whole and chunks are clustered

@@ -31,10 +31,12 @@ WINDOW_S = 5.0      # the model's input length, seconds
 class OverlapParams:
     """Overlapped speech detection (seconds unless named otherwise)."""
 
-    enabled: bool = True
+    enabled: bool = True      # find stretches where two people speak at once
     step_s: float = 2.5       # hop of the 5 s windows: each frame is scored by two windows
-    onset: float = 0.448      # second speaker's activity that starts an overlap, and ...
-    offset: float = 0.362     # ... that ends it (pyannote/segmentation's published AMI values)
+    onset: float = 0.448      # second speaker's activity (0-1) that starts an overlap
+                              # (pyannote/segmentation's published AMI value)
+    offset: float = 0.362     # second speaker's activity (0-1) below which an overlap ends
+                              # (pyannote/segmentation's published AMI value)
     min_on_s: float = 0.116   # shorter overlaps are dropped
     min_off_s: float = 0.187  # shorter gaps between two overlaps are filled
     batch: int = 16           # windows per forward pass
