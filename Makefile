@@ -59,6 +59,7 @@ benchmark: setup
 	$(BIN)/python -m benchmarks.dynamics --multitrack --from-audio
 	$(BIN)/python -m benchmarks.diarization
 	$(BIN)/python -m benchmarks.audiovisual
+	$(BIN)/python -m benchmarks.tone
 	$(BIN)/python -m benchmarks.vault_overhead
 
 clean:

@@ -1,7 +1,7 @@
 """Tone of voice relative to each speaker's own baseline.
 
-:func:`prosody_frames` measures loudness (dB of RMS) and pitch (F0 by pYIN, Hz) every
-``hop_s``. :func:`segment_tone` summarises each speech segment against the speaker's baseline
+:func:`prosody_frames` measures loudness (dB of RMS) and pitch (F0, Hz, by Praat's
+autocorrelation method through ``praat-parselmouth``) every ``hop_s``. :func:`segment_tone` summarises each speech segment against the speaker's baseline
 (median over their solo speech, so overlapped audio does not count): loudness in dB above
 baseline, pitch in semitones above baseline, pitch variability. A segment is *raised* when both
 loudness and pitch are well above the speaker's own baseline ("vocal arousal", never "anger").
@@ -19,6 +19,11 @@ class ToneParams:
     hop_s: float = 0.02                 # frame hop, seconds
     fmin_hz: float = 65.0               # lowest F0 searched
     fmax_hz: float = 450.0              # highest F0 searched
+    silence_threshold: float = 0.01     # Praat: frames whose peak is below this share of the
+                                        # recording's peak are unvoiced (0.01 = 40 dB below it, so
+                                        # a quiet, distant talker is still measured)
+    voicing_threshold: float = 0.45     # Praat: autocorrelation strength (0-1) a frame needs to be
+                                        # voiced (Praat's default)
     raised_loudness_db: float = 4.0     # raised voice: at least this many dB over own baseline
                                         # (and raised_pitch_st higher)
     raised_pitch_st: float = 2.0        # raised voice: at least this many semitones over own
@@ -31,21 +36,28 @@ class ToneParams:
 
 
 def prosody_frames(y: np.ndarray, sr: int, *, params: ToneParams = ToneParams()) -> pd.DataFrame:
-    """Frame table ``t_s, loudness_db, f0_hz`` (f0 NaN when unvoiced) of mono ``y`` at ``sr`` Hz."""
+    """Frame table ``t_s, loudness_db, f0_hz`` (f0 NaN when unvoiced) of mono ``y`` at ``sr`` Hz,
+    one row every ``hop_s`` seconds from 0. Loudness: dB of the RMS over ``2 * hop_s``; pitch:
+    Praat's ``To Pitch (ac)`` between ``fmin_hz`` and ``fmax_hz``, read at each frame's time."""
     import librosa
+    import parselmouth
 
     hop = int(round(params.hop_s * sr))
     if len(y) < 2048:
         return pd.DataFrame({"t_s": [], "loudness_db": [], "f0_hz": []})
     rms = librosa.feature.rms(y=y, frame_length=2 * hop, hop_length=hop, center=True)[0]
-    f0, voiced, _ = librosa.pyin(y, fmin=params.fmin_hz, fmax=params.fmax_hz, sr=sr, frame_length=1024,
-                                 hop_length=hop, center=True)
-    n = min(len(rms), len(f0))
-    return pd.DataFrame({
-        "t_s": np.round(np.arange(n) * params.hop_s, 3),
-        "loudness_db": 20 * np.log10(rms[:n] + 1e-6),
-        "f0_hz": np.where(voiced[:n], f0[:n], np.nan),
-    })
+    t = np.arange(len(rms)) * params.hop_s
+    f0 = np.full(len(rms), np.nan)
+    sound = parselmouth.Sound(np.asarray(y, dtype=np.float64), sampling_frequency=sr)
+    if len(y) / sr >= 3 / params.fmin_hz:       # Praat needs three periods of the lowest pitch
+        pitch = sound.to_pitch_ac(time_step=params.hop_s, pitch_floor=params.fmin_hz, pitch_ceiling=params.fmax_hz,
+                                  silence_threshold=params.silence_threshold,
+                                  voicing_threshold=params.voicing_threshold)
+        hz = pitch.selected_array["frequency"]                    # 0 where unvoiced
+        index = np.round((t - pitch.xs()[0]) / pitch.time_step).astype(int)
+        inside = (index >= 0) & (index < len(hz))
+        f0[inside] = np.where(hz[index[inside]] > 0, hz[index[inside]], np.nan)
+    return pd.DataFrame({"t_s": np.round(t, 3), "loudness_db": 20 * np.log10(rms + 1e-6), "f0_hz": f0})
 
 
 def _solo_mask(times: np.ndarray, speech: pd.DataFrame, pid: str) -> np.ndarray:
