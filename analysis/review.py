@@ -4,13 +4,14 @@
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pandas as pd
 
 from analysis.core import events as ev
 from analysis.core.params import UNITS, ParamDoc, describe_recorded
-from analysis.pipeline import STAGES, Params, recorded_groups, run_json_path
+from analysis.pipeline import STAGE_BY_NAME, STAGES, Params, recorded_groups, run_json_path
+from analysis.stages import tone
 from capture.store import Store, utc_now
 
 MOMENT_KINDS = ev.MOMENT_KINDS
@@ -40,6 +41,8 @@ class Review:
     thresholds: list[Threshold]   # every stage's recorded parameters, with meaning and unit
     speaker_backend: str
     face_coverage: dict           # name -> share of sampled frames with that face found
+    # tone.AROUSAL_COLUMNS + name: each person's vocal arousal over time
+    arousal: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=tone.AROUSAL_COLUMNS + ["name"]))
 
     @property
     def names(self) -> dict[str, str]:
@@ -105,7 +108,25 @@ def load_review(store: Store, session_id: str) -> Review:
     coverage = ({names.get(pid, pid): float(f.detected.mean()) for pid, f in faces.groupby("participant_id")}
                 if len(faces) else {})
     return Review(session_id, manifest, True, events, participants, matrix, recorded_thresholds(store, session_id),
-                  speakers_run.get("backend", ""), coverage)
+                  speakers_run.get("backend", ""), coverage, vocal_arousal(store, session_id, names))
+
+
+def vocal_arousal(store: Store, session_id: str, names: dict[str, str]) -> pd.DataFrame:
+    """Each named person's arousal curve (:func:`analysis.stages.tone.arousal_curve`) from the
+    session's prosody frames and speaker turns, with the tone parameters its run recorded; only
+    people in ``names`` (unattributed speech has no curve)."""
+    empty = pd.DataFrame(columns=tone.AROUSAL_COLUMNS + ["name"])
+    if not store.exists(session_id, "derived/tone_frames.parquet"):
+        return empty
+    frames, _ = store.read_table(session_id, "derived/tone_frames.parquet")
+    speech, _ = store.read_table(session_id, "derived/speakers.parquet")
+    recorded = store.read_json(session_id, run_json_path("tone")).get("params", {})
+    fields = recorded_groups(STAGE_BY_NAME["tone"], recorded).get("tone", {})
+    known = {f for f in tone.ToneParams.__dataclass_fields__}
+    params = tone.ToneParams(**{k: v for k, v in fields.items() if k in known})
+    curve = tone.arousal_curve(frames, speech, params=params)
+    curve = curve[curve.participant_id.isin(names)]
+    return curve.assign(name=curve.participant_id.map(names)) if len(curve) else empty
 
 
 def thresholds_table(review: Review) -> pd.DataFrame:

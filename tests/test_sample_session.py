@@ -75,6 +75,22 @@ def test_raised_voice_passage_flagged(results):
     assert outside.empty, outside
 
 
+def test_arousal_curve_peaks_in_the_raised_passage(sample_session, results):
+    """The review's arousal curve: Sam's points inside the scripted raised passage are at raised-
+    voice level, everyone's points elsewhere are well below it."""
+    from analysis.review import load_review
+
+    store, session_id, _ = sample_session
+    truth = results[3]
+    passage = truth[truth.kind == "raised_voice"].iloc[0]
+    curve = load_review(store, session_id).arousal
+    assert set(curve.name) == {"Alex", "Sam"}
+    inside = curve.t_s.between(passage.start_s, passage.end_s)
+    sam = curve.name == passage.participant
+    assert curve[inside & sam].arousal.median() >= 1.0, curve[inside & sam]
+    assert curve[~inside].arousal.quantile(0.9) < 0.6, curve[~inside].describe()
+
+
 def test_scripted_smiles_found(results):
     _, events, _, truth = results
     expected = truth[(truth.kind == "expression") & truth.label.isin(["smile", "one_sided_smile"])]

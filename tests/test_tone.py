@@ -108,3 +108,23 @@ def test_real_speakers_median_pitch_is_plausible_and_women_are_higher():
     women = [hz for s, hz in median.items() if s.startswith("F")]
     men = [hz for s, hz in median.items() if s.startswith("M")]
     assert len(women) == 2 and len(men) == 2 and min(women) > max(men), median
+
+
+def test_arousal_curve_rises_where_one_voice_is_raised():
+    # A and B alternate 2 s each; B's third turn (10-12 s) is louder and higher
+    parts, speech, t = [], [], 0.0
+    for pid, f0, amp in [("A", 220, 0.3), ("B", 110, 0.05), ("A", 220, 0.3), ("B", 110, 0.05),
+                         ("A", 220, 0.3), ("B", 150, 0.15), ("A", 220, 0.3), ("B", 110, 0.05)]:
+        parts.append(tone(f0, 2.0, amp))
+        speech.append((t, t + 2.0, pid))
+        t += 2.0
+    from analysis.stages.tone import arousal_curve
+
+    frames = prosody_frames(np.concatenate(parts), SR)
+    curve = arousal_curve(frames, pd.DataFrame(speech, columns=["start_s", "end_s", "participant_id"]))
+    b = curve[curve.participant_id == "B"].set_index("t_s").arousal
+    assert b.loc[10.5:11.5].min() > 1.0          # at least raised-voice level on both measures
+    assert b.drop(b.loc[9.5:12.5].index).abs().max() < 0.2
+    a = curve[curve.participant_id == "A"].arousal
+    assert a.abs().max() < 0.2                   # A's voice never changes
+    assert arousal_curve(prosody_frames(np.zeros(3 * SR, np.float32), SR), pd.DataFrame(speech[:1], columns=["start_s", "end_s", "participant_id"])).empty

@@ -64,6 +64,30 @@ def timeline_chart(review: Review, position_s: float) -> alt.Chart:
     return (bars + cursor).properties(height=26 * len(row_order))
 
 
+def arousal_chart(review: Review, position_s: float) -> alt.Chart | None:
+    """Each person's vocal arousal over time, 0 = their usual voice, 1 = as loud and as high as
+    a raised voice (the tone thresholds); None when no one's voice could be measured."""
+    curve = review.arousal
+    if curve is None or curve.empty:
+        return None
+    curve = curve.sort_values(["name", "t_s"])
+    step = curve.groupby("name").t_s.diff()
+    # a new piece of line after each gap, so that unmeasured stretches are not drawn over
+    curve = curve.assign(piece=curve.name + (step > 1.5 * step.median()).groupby(curve.name).cumsum().astype(str))
+    x = alt.X("t_s:Q", title="time (s)", scale=alt.Scale(domain=[0, review.manifest["duration_s"]], nice=False))
+    lines = alt.Chart(curve).mark_line(point=alt.OverlayMarkDef(size=14)).encode(
+        x=x, y=alt.Y("arousal:Q", title="vocal arousal"),
+        color=alt.Color("name:N", title=None, legend=alt.Legend(orient="top"),
+                        scale=alt.Scale(domain=sorted(curve.name.unique()), scheme="dark2")),
+        detail="piece:N",
+        tooltip=["name", alt.Tooltip("t_s:Q", title="time (s)", format=".0f"),
+                 alt.Tooltip("loudness_delta_db:Q", title="louder than usual (dB)", format=".1f"),
+                 alt.Tooltip("pitch_delta_st:Q", title="higher than usual (semitones)", format=".1f")])
+    raised = alt.Chart(pd.DataFrame({"y": [1.0]})).mark_rule(color="#b2182b", strokeDash=[2, 2]).encode(y="y:Q")
+    cursor = alt.Chart(pd.DataFrame({"t": [position_s]})).mark_rule(color="black", strokeDash=[4, 3]).encode(x="t:Q")
+    return (lines + raised + cursor).properties(height=220)
+
+
 def moments_list(store: Store, review: Review) -> None:
     """Moments to walk through: jump to each, confirm or dismiss it, keep a private note."""
     moments = review.moments()
@@ -171,4 +195,13 @@ def session_page(store: Store, session_id: str) -> None:
     st.subheader("Timeline")
     chart = timeline_chart(review, position)
     st.altair_chart(chart, width="stretch", height=int(chart.height) + 90)
+    st.markdown("**Vocal arousal** (each person against their own usual voice)")
+    arousal = arousal_chart(review, position)
+    if arousal is None:
+        st.caption("No one's voice could be measured alone long enough to draw it.")
+    else:
+        st.altair_chart(arousal, width="stretch")
+        st.caption("0 is the person's usual voice; the dashed line (1) is as loud and as high as a raised "
+                   "voice. Gaps: too little of their voice alone there (not measured, not calm). Vocal "
+                   "arousal is not an emotion: ask the person what it was.")
     metrics_panel(review)

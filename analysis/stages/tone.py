@@ -30,6 +30,9 @@ class ToneParams:
                                         # baseline (and raised_loudness_db louder)
     min_voiced_frames: int = 10         # fewer voiced frames than this: no tone for the segment
     merge_gap_s: float = 3.0            # raised segments of one speaker this close form one passage
+    arousal_window_s: float = 2.0       # the arousal curve's window: each point summarises this much
+                                        # of the person's own solo speech
+    arousal_step_s: float = 1.0         # the arousal curve's step between points
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -60,17 +63,28 @@ def prosody_frames(y: np.ndarray, sr: int, *, params: ToneParams = ToneParams())
     return pd.DataFrame({"t_s": np.round(t, 3), "loudness_db": 20 * np.log10(rms + 1e-6), "f0_hz": f0})
 
 
+def _covered(times: np.ndarray, intervals: pd.DataFrame) -> np.ndarray:
+    """Which of the sorted ``times`` (s) fall in any ``[start_s, end_s)`` of ``intervals``."""
+    change = np.zeros(len(times) + 1, int)
+    np.add.at(change, np.searchsorted(times, intervals.start_s.to_numpy(float), side="left"), 1)
+    np.add.at(change, np.searchsorted(times, intervals.end_s.to_numpy(float), side="left"), -1)
+    return np.cumsum(change)[:-1] > 0
+
+
 def _solo_mask(times: np.ndarray, speech: pd.DataFrame, pid: str) -> np.ndarray:
-    """Frames at ``times`` where ``pid`` speaks and nobody else does."""
-    own = np.zeros(len(times), bool)
-    other = np.zeros(len(times), bool)
-    for row in speech.itertuples():
-        inside = (times >= row.start_s) & (times < row.end_s)
-        if row.participant_id == pid:
-            own |= inside
-        else:
-            other |= inside
-    return own & ~other
+    """Frames at the sorted ``times`` where ``pid`` speaks and nobody else does."""
+    mine = speech.participant_id == pid
+    return _covered(times, speech[mine]) & ~_covered(times, speech[~mine])
+
+
+def _baseline(t: np.ndarray, loud: np.ndarray, f0: np.ndarray, speech: pd.DataFrame, pid: str):
+    """``(solo mask, baseline loudness dB, baseline F0 Hz)`` of ``pid``: the medians over the
+    frames where they speak alone (NaN when there are none)."""
+    solo = _solo_mask(t, speech, pid)
+    base_loud = np.nanmedian(loud[solo]) if solo.any() else np.nan
+    voiced = solo & ~np.isnan(f0)
+    base_f0 = np.nanmedian(f0[voiced]) if voiced.any() else np.nan
+    return solo, base_loud, base_f0
 
 
 def segment_tone(frames: pd.DataFrame, speech: pd.DataFrame, *, params: ToneParams = ToneParams()) -> pd.DataFrame:
@@ -86,10 +100,7 @@ def segment_tone(frames: pd.DataFrame, speech: pd.DataFrame, *, params: TonePara
     f0 = frames.f0_hz.to_numpy()
     rows = []
     for pid, own in speech.groupby("participant_id"):
-        solo = _solo_mask(t, speech, pid)
-        base_loud = np.nanmedian(loud[solo]) if solo.any() else np.nan
-        voiced = solo & ~np.isnan(f0)
-        base_f0 = np.nanmedian(f0[voiced]) if voiced.any() else np.nan
+        solo, base_loud, base_f0 = _baseline(t, loud, f0, speech, pid)
         for seg in own.itertuples():
             inside = solo & (t >= seg.start_s) & (t < seg.end_s)
             v = inside & ~np.isnan(f0)
@@ -121,3 +132,38 @@ def raised_passages(tone: pd.DataFrame, *, params: ToneParams = ToneParams()) ->
                 current = [r.start_s, r.end_s, pid, r.loudness_delta_db, r.pitch_delta_st]
         rows.append(current)
     return pd.DataFrame(rows, columns=["start_s", "end_s", "participant_id", "loudness_delta_db", "pitch_delta_st"]).sort_values("start_s", ignore_index=True)
+
+
+AROUSAL_COLUMNS = ["participant_id", "t_s", "loudness_delta_db", "pitch_delta_st", "arousal"]
+
+
+def arousal_curve(frames: pd.DataFrame, speech: pd.DataFrame, *, params: ToneParams = ToneParams()) -> pd.DataFrame:
+    """Each person's vocal arousal over time: one row per ``arousal_step_s`` window of
+    ``arousal_window_s`` in which they speak alone with at least ``min_voiced_frames`` voiced
+    frames: ``participant_id, t_s`` (window centre, s), ``loudness_delta_db``, ``pitch_delta_st``
+    (medians against the person's own baseline) and ``arousal``, the mean of the two deltas as
+    shares of the raised-voice thresholds (1.0: as loud and as high as a raised voice; 0: their
+    usual voice). Windows without enough of their voice have no row (not measured, not calm)."""
+    if speech.empty or frames.empty:
+        return pd.DataFrame(columns=AROUSAL_COLUMNS)
+    t, loud, f0 = frames.t_s.to_numpy(), frames.loudness_db.to_numpy(), frames.f0_hz.to_numpy()
+    step = max(1, int(round(params.arousal_step_s / params.hop_s)))
+    width = max(1, int(round(params.arousal_window_s / params.hop_s)))
+    starts = np.arange(0, max(len(t) - width + 1, 1), step)
+    rows = []
+    for pid in speech.participant_id.unique():
+        solo, base_loud, base_f0 = _baseline(t, loud, f0, speech, pid)
+        if not np.isfinite(base_loud) or not np.isfinite(base_f0):
+            continue
+        voiced = solo & ~np.isnan(f0)
+        counts = np.concatenate([[0], np.cumsum(voiced)])
+        for i in starts:
+            j = min(i + width, len(t))
+            if counts[j] - counts[i] < params.min_voiced_frames:
+                continue
+            v = voiced[i:j]
+            d_loud = float(np.median(loud[i:j][solo[i:j]])) - base_loud
+            d_pitch = float(np.median(12 * np.log2(f0[i:j][v] / base_f0)))
+            arousal = (d_loud / params.raised_loudness_db + d_pitch / params.raised_pitch_st) / 2
+            rows.append((pid, round(float(t[i] + (t[j - 1] - t[i]) / 2), 3), d_loud, d_pitch, arousal))
+    return pd.DataFrame(rows, columns=AROUSAL_COLUMNS).sort_values(["participant_id", "t_s"], ignore_index=True)
