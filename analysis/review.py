@@ -122,8 +122,7 @@ def vocal_arousal(store: Store, session_id: str, names: dict[str, str]) -> pd.Da
     speech, _ = store.read_table(session_id, "derived/speakers.parquet")
     recorded = store.read_json(session_id, run_json_path("tone")).get("params", {})
     fields = recorded_groups(STAGE_BY_NAME["tone"], recorded).get("tone", {})
-    known = {f for f in tone.ToneParams.__dataclass_fields__}
-    params = tone.ToneParams(**{k: v for k, v in fields.items() if k in known})
+    params = tone.ToneParams(**{k: v for k, v in fields.items() if k in tone.ToneParams.__dataclass_fields__})
     curve = tone.arousal_curve(frames, speech, params=params)
     curve = curve[curve.participant_id.isin(names)]
     return curve.assign(name=curve.participant_id.map(names)) if len(curve) else empty

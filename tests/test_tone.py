@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis.stages.tone import ToneParams, prosody_frames, raised_passages, segment_tone
+from analysis.stages.tone import ToneParams, arousal_curve, prosody_frames, raised_passages, segment_tone
 
 SR = 16000
 
@@ -26,16 +26,22 @@ def test_pitch_and_loudness_of_known_tones():
     assert second.loudness_db.median() - first.loudness_db.median() == pytest.approx(6.0, abs=1.0)
 
 
-def test_raised_relative_to_own_baseline():
-    # speaker A: naturally loud and high; speaker B: quiet and low, with one raised segment
+def two_voices():
+    """A (naturally loud and high) and B (quiet and low) alternate 2 s each; B's third turn
+    (10-12 s) is louder and higher. Returns (audio, speech table)."""
     parts, speech, t = [], [], 0.0
     for pid, f0, amp in [("A", 220, 0.3), ("B", 110, 0.05), ("A", 220, 0.3), ("B", 110, 0.05),
                          ("A", 220, 0.3), ("B", 150, 0.15), ("A", 220, 0.3), ("B", 110, 0.05)]:
         parts.append(tone(f0, 2.0, amp))
         speech.append((t, t + 2.0, pid))
         t += 2.0
-    frames = prosody_frames(np.concatenate(parts), SR)
-    seg = segment_tone(frames, pd.DataFrame(speech, columns=["start_s", "end_s", "participant_id"]))
+    return np.concatenate(parts), pd.DataFrame(speech, columns=["start_s", "end_s", "participant_id"])
+
+
+def test_raised_relative_to_own_baseline():
+    y, speech = two_voices()
+    frames = prosody_frames(y, SR)
+    seg = segment_tone(frames, speech)
     flagged = seg[seg.raised]
     assert list(zip(flagged.participant_id, flagged.start_s)) == [("B", 10.0)]
     passages = raised_passages(seg, params=ToneParams())
@@ -111,20 +117,11 @@ def test_real_speakers_median_pitch_is_plausible_and_women_are_higher():
 
 
 def test_arousal_curve_rises_where_one_voice_is_raised():
-    # A and B alternate 2 s each; B's third turn (10-12 s) is louder and higher
-    parts, speech, t = [], [], 0.0
-    for pid, f0, amp in [("A", 220, 0.3), ("B", 110, 0.05), ("A", 220, 0.3), ("B", 110, 0.05),
-                         ("A", 220, 0.3), ("B", 150, 0.15), ("A", 220, 0.3), ("B", 110, 0.05)]:
-        parts.append(tone(f0, 2.0, amp))
-        speech.append((t, t + 2.0, pid))
-        t += 2.0
-    from analysis.stages.tone import arousal_curve
-
-    frames = prosody_frames(np.concatenate(parts), SR)
-    curve = arousal_curve(frames, pd.DataFrame(speech, columns=["start_s", "end_s", "participant_id"]))
+    y, speech = two_voices()
+    curve = arousal_curve(prosody_frames(y, SR), speech)
     b = curve[curve.participant_id == "B"].set_index("t_s").arousal
     assert b.loc[10.5:11.5].min() > 1.0          # at least raised-voice level on both measures
     assert b.drop(b.loc[9.5:12.5].index).abs().max() < 0.2
     a = curve[curve.participant_id == "A"].arousal
     assert a.abs().max() < 0.2                   # A's voice never changes
-    assert arousal_curve(prosody_frames(np.zeros(3 * SR, np.float32), SR), pd.DataFrame(speech[:1], columns=["start_s", "end_s", "participant_id"])).empty
+    assert arousal_curve(prosody_frames(np.zeros(3 * SR, np.float32), SR), speech.iloc[:1]).empty
