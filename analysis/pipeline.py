@@ -116,6 +116,21 @@ class Session:
             self._audio = decode_wav(self.store.read_bytes(self.id, rel))
         return self._audio
 
+    def voice_tracks(self) -> list[tuple[str, np.ndarray, int]]:
+        """``(participant id, mono samples, sample rate Hz)`` of each per-person microphone track
+        whose owner agreed to voice analysis (empty for a one-microphone session). A track
+        without an owner belongs to the next participant not named by another track."""
+        tracks = self.manifest["media"].get("tracks") or []
+        unassigned = iter(pid for pid in self.participant_ids if pid not in {t.get("participant_id") for t in tracks})
+        owners = [t.get("participant_id") or next(unassigned, None) for t in tracks]
+        allowed = set(self.consented("analyse_voice"))
+        chosen = []
+        for track, pid in zip(tracks, owners):
+            if pid in allowed:
+                y, sr = decode_wav(self.store.read_bytes(self.id, track["rel"]))
+                chosen.append((pid, y if y.ndim == 1 else y.mean(0), sr))
+        return chosen
+
     def table(self, rel: str, columns: list[str] | None = None) -> pd.DataFrame:
         return self.store.read_table(self.id, rel, columns)[0]
 
@@ -224,17 +239,10 @@ def _order_clusters_by_participant(frames: diarization.FrameDiarization, seat_of
 def _speakers_multitrack(s: Session, p: Params, hook: ProgressHook) -> StageResult:
     """One track per person: per-track voice activity with bleed rejection. Tracks of people
     who did not consent to voice analysis are not analysed."""
-    tracks = s.manifest["media"]["tracks"]
-    unassigned = iter(pid for pid in s.participant_ids if pid not in {t.get("participant_id") for t in tracks})
-    owners = [t.get("participant_id") or next(unassigned, None) for t in tracks]
-    allowed = set(s.consented("analyse_voice"))
-    chosen = [(t, pid) for t, pid in zip(tracks, owners) if pid in allowed]
     hook("speakers", completed=0, total=1)
-    signals, sr = [], AUDIO_RATE_HZ
-    for track, _ in chosen:
-        y, sr = decode_wav(s.store.read_bytes(s.id, track["rel"]))
-        signals.append(y if y.ndim == 1 else y.mean(0))
-    segments = (multitrack.diarize_tracks(signals, sr, [pid for _, pid in chosen], params=p.multitrack) if signals
+    chosen = s.voice_tracks()
+    signals, sr = [y for _, y, _ in chosen], (chosen[0][2] if chosen else AUDIO_RATE_HZ)
+    segments = (multitrack.diarize_tracks(signals, sr, [pid for pid, _, _ in chosen], params=p.multitrack) if signals
                 else pd.DataFrame(columns=SPEAKER_COLUMNS))
     hook("speakers", completed=1, total=1)
     return StageResult({"speakers.parquet": segments}, {
@@ -244,18 +252,27 @@ def _speakers_multitrack(s: Session, p: Params, hook: ProgressHook) -> StageResu
 
 
 def run_tone(s: Session, p: Params, hook: ProgressHook) -> StageResult:
-    """Prosody frames (``tone_frames.parquet``: ``t_s``, ``loudness_db``, ``f0_hz``) and each
-    speech segment against the speaker's own baseline (``tone.parquet``)."""
-    audio = s.audio()
-    if audio is None:
+    """Prosody frames (``tone_frames.parquet``, :data:`analysis.stages.tone.FRAME_COLUMNS`, plus
+    ``participant_id`` when each person has their own microphone track), each speech segment
+    against the speaker's own baseline (``tone.parquet``) and each person's arousal curve
+    (``arousal.parquet``)."""
+    audio, tracks = s.audio(), s.voice_tracks()
+    if audio is None and not tracks:
         return StageResult({"tone.parquet": tone.segment_tone(pd.DataFrame(), pd.DataFrame()),
-                            "tone_frames.parquet": pd.DataFrame(columns=["t_s", "loudness_db", "f0_hz"])},
+                            "tone_frames.parquet": pd.DataFrame(columns=tone.FRAME_COLUMNS),
+                            "arousal.parquet": pd.DataFrame(columns=tone.AROUSAL_COLUMNS)},
                            {"skipped": "no audio"})
     hook("tone", completed=0, total=1)
-    frames = tone.prosody_frames(*audio, params=p.tone)
+    if tracks:          # each person's voice from their own microphone
+        frames = pd.concat([tone.prosody_frames(y, sr, params=p.tone).assign(participant_id=pid)
+                            for pid, y, sr in tracks], ignore_index=True)
+    else:
+        frames = tone.prosody_frames(*audio, params=p.tone)
     speech = s.table("derived/speakers.parquet")
     hook("tone", completed=1, total=1)
-    return StageResult({"tone.parquet": tone.segment_tone(frames, speech, params=p.tone), "tone_frames.parquet": frames}, {})
+    return StageResult({"tone.parquet": tone.segment_tone(frames, speech, params=p.tone), "tone_frames.parquet": frames,
+                        "arousal.parquet": tone.arousal_curve(frames, speech, params=p.tone)},
+                       {"voice": "each person's own track" if tracks else "one shared recording: solo speech only"})
 
 
 def run_dynamics(s: Session, p: Params, hook: ProgressHook) -> StageResult:
@@ -286,17 +303,14 @@ def run_expressions(s: Session, p: Params, hook: ProgressHook) -> StageResult:
     return StageResult({"expressions.parquet": events}, {})
 
 
-def _raised_voice_events(s: Session, p: Params) -> pd.DataFrame:
-    """Raised-voice passages from the tone stage, as contract events."""
-    raised = tone.raised_passages(s.table("derived/tone.parquet"), params=p.tone)
-    name = s.names
-    return pd.DataFrame({
-        "start_s": raised.start_s, "end_s": raised.end_s, "kind": "raised_voice", "participant_id": raised.participant_id,
-        "label": "raised voice", "value": raised.loudness_delta_db, "confidence": 1.0,
-        "explanation": [ev.explain("raised_voice", name=name.get(r.participant_id, r.participant_id),
-                                   loudness_db=r.loudness_delta_db, pitch_st=r.pitch_delta_st, start=r.start_s, end=r.end_s)
-                        for r in raised.itertuples()],
-    })
+def _tone_events(s: Session, p: Params) -> pd.DataFrame:
+    """The tone stage's passages and heated exchanges (with the dynamics stage's
+    interruptions), as contract events."""
+    dynamics_events = s.table("derived/dynamics.parquet")
+    return tone.tone_events(s.table("derived/tone.parquet"), s.table("derived/arousal.parquet"),
+                            s.table("derived/speakers.parquet"),
+                            dynamics_events.start_s[dynamics_events.kind == "interruption"].to_numpy(float),
+                            s.names, params=p.tone)
 
 
 def _expression_events(s: Session) -> pd.DataFrame:
@@ -314,7 +328,7 @@ def _expression_events(s: Session) -> pd.DataFrame:
 def run_events(s: Session, p: Params, hook: ProgressHook) -> StageResult:
     """Every stage's events in one table (``events.parquet``, :data:`analysis.core.events.EVENT_COLUMNS`),
     in time order, with ids ``e00000``..."""
-    parts = {"dynamics": s.table("derived/dynamics.parquet"), "tone": _raised_voice_events(s, p),
+    parts = {"dynamics": s.table("derived/dynamics.parquet"), "tone": _tone_events(s, p),
              "faces": _expression_events(s)}
     parts = [ev.conform(frame).assign(source=source) for source, frame in parts.items() if len(frame)]
     events = pd.concat(parts, ignore_index=True) if parts else ev.empty(ev.STAGE_COLUMNS + ["source"])
@@ -351,8 +365,8 @@ def unattribute_speech(s: Session, result: StageResult) -> StageResult:
 
 
 def hide_unconsented_tone(s: Session, result: StageResult) -> StageResult:
-    """Consent (C3) for voice, tone stage: unattributed speech gets no tone summary, and the
-    prosody frames during it are blanked (NaN)."""
+    """Consent (C3) for voice, tone stage: unattributed speech gets no tone summary and no
+    arousal curve, and the prosody frames during it are blanked (NaN, no syllable nuclei)."""
     allowed, kept = _voice_rule(s, result)
     if kept is not None:
         return kept
@@ -364,8 +378,13 @@ def hide_unconsented_tone(s: Session, result: StageResult) -> StageResult:
     for row in hidden.itertuples():
         mask |= (t >= row.start_s) & (t < row.end_s)
     frames.loc[mask, ["loudness_db", "f0_hz"]] = np.nan
+    if "nucleus" in frames:
+        frames.loc[mask, "nucleus"] = False
+    arousal = result.tables["arousal.parquet"]
     return StageResult({"tone.parquet": tone_table[tone_table.participant_id.isin(allowed)].reset_index(drop=True),
-                        "tone_frames.parquet": frames}, result.info)
+                        "tone_frames.parquet": frames,
+                        "arousal.parquet": arousal[arousal.participant_id.isin(allowed)].reset_index(drop=True)},
+                       result.info)
 
 
 def consent_applied_in_run(s: Session, result: StageResult) -> StageResult:
@@ -391,10 +410,10 @@ STAGES: tuple[Stage, ...] = (
     Stage("faces", "1", ("media:video", "consent:analyse_face"), ("faces",), run_faces),
     Stage("speakers", "2", ("media:audio", "consent:analyse_voice", "enrolment", "faces"),
           ("diarization", "multitrack", "audiovisual"), run_speakers, unattribute_speech),
-    Stage("tone", "1", ("media:audio", "consent:analyse_voice", "speakers"), ("tone",), run_tone, hide_unconsented_tone),
+    Stage("tone", "2", ("media:audio", "consent:analyse_voice", "speakers"), ("tone",), run_tone, hide_unconsented_tone),
     Stage("dynamics", "2", ("speakers", "tone", "consent:analyse_voice"), ("dynamics",), run_dynamics),
     Stage("expressions", "1", ("faces",), ("expressions",), run_expressions),
-    Stage("events", "2", ("speakers", "tone", "dynamics", "expressions"), ("tone",), run_events),
+    Stage("events", "3", ("speakers", "tone", "dynamics", "expressions"), ("tone",), run_events),
 )
 STAGE_BY_NAME = {stage.name: stage for stage in STAGES}
 

@@ -10,7 +10,7 @@ import pandas as pd
 
 from analysis.core import events as ev
 from analysis.core.params import UNITS, ParamDoc, describe_recorded
-from analysis.pipeline import STAGE_BY_NAME, STAGES, Params, recorded_groups, run_json_path
+from analysis.pipeline import STAGES, Params, recorded_groups, run_json_path
 from analysis.stages import tone
 from capture.store import Store, utc_now
 
@@ -112,20 +112,14 @@ def load_review(store: Store, session_id: str) -> Review:
 
 
 def vocal_arousal(store: Store, session_id: str, names: dict[str, str]) -> pd.DataFrame:
-    """Each named person's arousal curve (:func:`analysis.stages.tone.arousal_curve`) from the
-    session's prosody frames and speaker turns, with the tone parameters its run recorded; only
-    people in ``names`` (unattributed speech has no curve)."""
-    empty = pd.DataFrame(columns=tone.AROUSAL_COLUMNS + ["name"])
-    if not store.exists(session_id, "derived/tone_frames.parquet"):
-        return empty
-    frames, _ = store.read_table(session_id, "derived/tone_frames.parquet")
-    speech, _ = store.read_table(session_id, "derived/speakers.parquet")
-    recorded = store.read_json(session_id, run_json_path("tone")).get("params", {})
-    fields = recorded_groups(STAGE_BY_NAME["tone"], recorded).get("tone", {})
-    params = tone.ToneParams(**{k: v for k, v in fields.items() if k in tone.ToneParams.__dataclass_fields__})
-    curve = tone.arousal_curve(frames, speech, params=params)
+    """Each named person's arousal curve (``derived/arousal.parquet``,
+    :func:`analysis.stages.tone.arousal_curve`) with their display ``name``; only people in
+    ``names`` (unattributed speech has no curve)."""
+    if not store.exists(session_id, "derived/arousal.parquet"):
+        return pd.DataFrame(columns=tone.AROUSAL_COLUMNS + ["name"])
+    curve, _ = store.read_table(session_id, "derived/arousal.parquet")
     curve = curve[curve.participant_id.isin(names)]
-    return curve.assign(name=curve.participant_id.map(names)) if len(curve) else empty
+    return curve.assign(name=curve.participant_id.map(names).astype(object))
 
 
 def thresholds_table(review: Review) -> pd.DataFrame:

@@ -1,11 +1,14 @@
-"""Tone stage speed on a 10-minute recording, and pitch against the former tracker (pYIN).
+"""Tone stage speed on a 10-minute recording, what it finds there, and pitch against the former
+tracker (pYIN).
 
     .venv/bin/python -m benchmarks.tone [--minutes 10] [--pyin]
 
 The recording is the AMI group mixture (../shared/data/ami-group, 60 s, 4 people) looped to
 ``--minutes``, with its reference speaker turns looped alike. Prints the tone stage's wall time
-(prosody frames + per-segment tone against each speaker's baseline) as a multiple of real time,
-the frames' share voiced, and each speaker's median F0 (Hz). ``--pyin`` also times librosa's
+(prosody frames with pitch and syllable nuclei, per-segment tone against each speaker's
+baseline, arousal curves and the tone events) as a multiple of real time, the frames' share
+voiced, each speaker's median F0 (Hz) and speaking rate (syllables/s), and the events by kind
+(the loop repeats ordinary meeting talk, so any event there is a false alarm). ``--pyin`` also times librosa's
 pYIN at the same hop on the same audio, for comparison (about 40 s for 10 minutes here).
 """
 from __future__ import annotations
@@ -18,7 +21,7 @@ import pandas as pd
 
 from analysis.evaluation.diarization import DATA, read_wav
 from analysis.evaluation.metrics import read_rttm
-from analysis.stages.tone import ToneParams, prosody_frames, segment_tone
+from analysis.stages.tone import ToneParams, arousal_curve, prosody_frames, segment_tone, tone_events
 
 
 def looped(minutes: float) -> tuple[np.ndarray, int, pd.DataFrame]:
@@ -44,13 +47,18 @@ def main(argv: list[str] | None = None) -> int:
     frames = prosody_frames(y, sr)
     frames_s = time.perf_counter() - started
     segments = segment_tone(frames, speech)
+    arousal = arousal_curve(frames, speech)
+    events = tone_events(segments, arousal, speech, np.zeros(0), {})
     total_s = time.perf_counter() - started
     print(f"tone stage on {duration_s / 60:.1f} min ({len(speech)} turns): {total_s:.2f} s = "
-          f"{total_s / duration_s:.4f} x real time (frames {frames_s:.2f} s, segments {total_s - frames_s:.2f} s)")
-    print(f"voiced frames {frames.f0_hz.notna().mean():.1%}; raised segments {int(segments.raised.sum())}")
-    medians = segments.groupby("participant_id").f0_hz.median()
+          f"{total_s / duration_s:.4f} x real time (frames {frames_s:.2f} s, segments, arousal and events "
+          f"{total_s - frames_s:.2f} s)")
+    print(f"voiced frames {frames.f0_hz.notna().mean():.1%}; events by kind {events.kind.value_counts().to_dict()}")
+    by_person = segments.groupby("participant_id")
     print("median F0 (Hz) of each speaker's turns with enough solo voiced speech:",
-          {pid: "n/a" if np.isnan(hz) else round(float(hz)) for pid, hz in medians.items()})
+          {pid: "n/a" if np.isnan(hz) else round(float(hz)) for pid, hz in by_person.f0_hz.median().items()})
+    print("median speaking rate (syllables/s) of their turns with 2 s heard alone:",
+          {pid: "n/a" if np.isnan(r) else round(float(r), 2) for pid, r in by_person.speech_rate_sps.median().items()})
     if a.pyin:
         import librosa
 

@@ -199,11 +199,16 @@ def test_voice_scope_unattributes_speech_and_drops_tone(store):
     assert info["voice_consent"] == ["p1"]
     store.write_table(session_id, "derived/speakers.parquet", out["speakers.parquet"])
     tone_rows = pd.DataFrame({"start_s": [0.0, 2.0], "end_s": [1.5, 3.5], "participant_id": ["p1", "unattributed"]})
-    frames = pd.DataFrame({"t_s": np.arange(0, 5, 0.5), "loudness_db": -20.0, "f0_hz": 150.0})
-    out, _ = honour_voice_consent("tone", s, {"tone.parquet": tone_rows, "tone_frames.parquet": frames}, {})
+    frames = pd.DataFrame({"t_s": np.arange(0, 5, 0.5), "loudness_db": -20.0, "f0_hz": 150.0, "nucleus": True})
+    arousal = pd.DataFrame({"participant_id": ["p1", "unattributed"], "t_s": [1.0, 3.0], "loudness_delta_db": 0.0,
+                            "pitch_delta_st": 0.0, "arousal": 0.0})
+    out, _ = honour_voice_consent("tone", s, {"tone.parquet": tone_rows, "tone_frames.parquet": frames,
+                                              "arousal.parquet": arousal}, {})
     assert list(out["tone.parquet"].participant_id) == ["p1"]
+    assert list(out["arousal.parquet"].participant_id) == ["p1"]
     hidden = out["tone_frames.parquet"].query("t_s >= 2 and t_s < 3.5")
     assert hidden.f0_hz.isna().all() and out["tone_frames.parquet"].f0_hz.notna().sum() == 7
+    assert not hidden.nucleus.any() and out["tone_frames.parquet"].nucleus.sum() == 7
 
 
 def test_no_voice_consent_means_the_voice_models_never_run(store, monkeypatch):

@@ -108,3 +108,12 @@ def test_therapist_confirms_dismisses_and_notes_moments(app, sample_session):
     at.text_area(key=f"note-{first}").input("Ask Alex how this felt.").run()
     at.button(key=f"save-note-{first}").click().run()
     assert load_decisions(store, session_id)[first]["note"] == "Ask Alex how this felt."
+
+
+def test_every_timeline_kind_has_a_colour_and_a_row():
+    from analysis.core.events import TIMELINE_KINDS
+    from analysis.dashboard.review import KIND_LAYERS, TIMELINE_GROUPS
+
+    assert set(KIND_LAYERS) == set(TIMELINE_KINDS)
+    assert {group for _, group in KIND_LAYERS.values()} <= set(TIMELINE_GROUPS)
+    assert len({colour for colour, _ in KIND_LAYERS.values()}) == len(KIND_LAYERS)     # told apart by colour

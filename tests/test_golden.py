@@ -19,7 +19,7 @@ from analysis.core.events import STRUCTURED_FIELDS
 pytestmark = pytest.mark.slow
 GOLDEN = Path(__file__).parent / "golden"
 # Every table the stages write for the sample (derived/<name>.parquet).
-TABLES = ("faces", "speakers", "tone", "tone_frames", "dynamics", "participants", "matrix", "turn_changes",
+TABLES = ("faces", "speakers", "tone", "tone_frames", "arousal", "dynamics", "participants", "matrix", "turn_changes",
           "expressions", "events")
 # Columns that differ between two imports of the same file (not behaviour).
 PER_IMPORT = ("session_id",)

@@ -73,6 +73,8 @@ def test_raised_voice_passage_flagged(results):
     assert overlap >= 0.5 * (passage.end_s - passage.start_s)
     outside = events[(events.kind == "raised_voice") & ((events.end_s < passage.start_s) | (events.start_s > passage.end_s))]
     assert outside.empty, outside
+    # the script has no flat voice, faster speech or heated exchange (one person's voice rises)
+    assert not events.kind.isin(["flat_voice", "speeding_up", "heated_exchange"]).any()
 
 
 def test_arousal_curve_peaks_in_the_raised_passage(sample_session, results):

@@ -41,6 +41,9 @@ KINDS: dict[str, Kind] = {
     "silence": Kind("Long silence", True, False, "its length, s", "dynamics"),
     "no_audio": Kind("Speech not analysed", True, False, "session length, s", "dynamics"),
     "raised_voice": Kind("Raised voice", True, True, "loudness above own baseline, dB", "tone"),
+    "heated_exchange": Kind("Heated exchange", True, True, "people with raised arousal", "tone"),
+    "flat_voice": Kind("Flat, quiet voice", True, True, "loudness against own baseline, dB", "tone"),
+    "speeding_up": Kind("Faster speech", True, True, "speaking rate / own usual rate", "tone"),
     "expression": Kind("Expression", True, True, "blendshape above own baseline (0-1)", "faces"),
 }
 MOMENT_KINDS = tuple(k for k, kind in KINDS.items() if kind.moment)
@@ -108,6 +111,22 @@ TEMPLATES: dict[str, dict[str, str]] = {
         "default": "{name}'s voice is {loudness_db:.0f} dB louder and {pitch_st:.0f} semitones higher than their "
                    "own usual level ({start:.1f}-{end:.1f} s).",
     },
+    "heated_exchange": {
+        "default": "Between {start} and {end} {people} {both} spoke with more vocal arousal than usual for them, "
+                   "the speaker changed {changes} times and there were {interruptions}: a heated exchange to look "
+                   "at together.",
+    },
+    "flat_voice": {
+        "default": "{name}'s voice was quieter ({db:.0f} dB below their usual level) and flatter (pitch range "
+                   "{range_st:.1f} semitones, usually {usual_st:.1f}) ({start:.1f}-{end:.1f} s).",
+        "after_pause": "{name} replied after a pause of {pause}, in a quieter ({db:.0f} dB below their usual "
+                       "level) and flatter voice (pitch range {range_st:.1f} semitones, usually {usual_st:.1f}) "
+                       "({start:.1f}-{end:.1f} s).",
+    },
+    "speeding_up": {
+        "default": "{name} spoke faster than their usual pace: about {rate:.1f} syllables a second, usually "
+                   "{usual:.1f} ({start:.1f}-{end:.1f} s).",
+    },
     "expression": {
         "smile": "{name} smiles ({start:.1f}-{end:.1f} s).",
         "one_sided_smile": "{name} shows a one-sided smile ({start:.1f}-{end:.1f} s): a possible contempt signal "
@@ -129,6 +148,16 @@ def explain(kind: str, variant: str = "default", **fields) -> str:
 def fmt_s(t: float) -> str:
     """Seconds for an explanation: ``"3.2 s"`` (one decimal)."""
     return f"{t:.1f} s"
+
+
+def names_list(names: list[str]) -> str:
+    """``"Alex"``, ``"Alex and Sam"``, ``"Alex, Sam and Jo"``."""
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def count_words(n: int, noun: str) -> str:
+    """``"1 interruption"``, ``"3 interruptions"``."""
+    return f"{n} {noun}" + ("" if n == 1 else "s")
 
 
 def empty(columns: list[str] = STAGE_COLUMNS) -> pd.DataFrame:

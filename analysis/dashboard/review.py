@@ -12,14 +12,16 @@ from analysis.review import (KIND_TITLES, Review, format_clock, load_decisions, 
 from capture.errors import PlaybackError
 from capture.store import Store
 
-LAYER_COLOURS = {
-    "Speech": "#8fb8de", "Overlap": "#f2b84b", "Backchannel": "#6a994e", "Interruption": "#d9534f",
-    "Raised voice": "#8e44ad", "Expression": "#2a9d8f",
+# Every timeline kind's colour and the row of the person's block it is drawn in, in drawing
+# order (later kinds are drawn over earlier ones: backchannels over speech).
+KIND_LAYERS = {
+    "speech_turn": ("#8fb8de", "speech"), "overlap": ("#f2b84b", "speech"), "backchannel": ("#6a994e", "speech"),
+    "interruption": ("#d9534f", "events"), "raised_voice": ("#8e44ad", "events"),
+    "heated_exchange": ("#e76f51", "events"), "flat_voice": ("#577590", "events"),
+    "speeding_up": ("#b5838d", "events"), "expression": ("#2a9d8f", "face"),
 }
-
-
-LAYER_GROUP = {"Speech": "speech", "Backchannel": "speech", "Overlap": "speech", "Interruption": "events",
-               "Raised voice": "events", "Expression": "face"}
+LAYER_COLOURS = {KIND_TITLES[kind]: colour for kind, (colour, _) in KIND_LAYERS.items()}
+LAYER_GROUP = {KIND_TITLES[kind]: group for kind, (_, group) in KIND_LAYERS.items()}
 TIMELINE_GROUPS = ("speech", "events", "face")
 
 
@@ -54,8 +56,8 @@ def timeline_chart(review: Review, position_s: float) -> alt.Chart:
         x=alt.X("start_s:Q", title="time (s)", scale=alt.Scale(domain=[0, review.manifest["duration_s"]], nice=False)),
         x2="end_s:Q",
         order=alt.Order("draw:Q"),
-        y=alt.Y("row:N", title=None, sort=row_order, scale=alt.Scale(domain=row_order)),
-        color=alt.Color("layer:N", title=None, legend=alt.Legend(orient="top"),
+        y=alt.Y("row:N", title=None, sort=row_order, scale=alt.Scale(domain=row_order), axis=alt.Axis(labelOverlap=False)),
+        color=alt.Color("layer:N", title=None, legend=alt.Legend(orient="top", columns=5, labelLimit=200),
                         scale=alt.Scale(domain=list(LAYER_COLOURS), range=list(LAYER_COLOURS.values()))),
         tooltip=["lane", "layer", "label", alt.Tooltip("start_s:Q", format=".1f"), alt.Tooltip("end_s:Q", format=".1f"),
                  "explanation"],

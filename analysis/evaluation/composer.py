@@ -247,6 +247,8 @@ class Utterance:
     cut_target_after_s: successful interruption: the floor holder is cut this long after onset.
     drop_after_s: unsuccessful interruption: the interrupter's own audio is cut after this long.
     gain_db: voice raised by this many dB (> 0 makes an interruption "competitive").
+    pitch_st: voice raised by this many semitones (librosa's pitch shift, length and level kept); a turn
+        with ``gain_db`` and ``pitch_st`` both above 0 is a true raised-voice passage.
     """
 
     speaker: str
@@ -258,6 +260,7 @@ class Utterance:
     drop_after_s: float | None = None
     gain_db: float = 0.0
     inner_gap_s: float = 0.25
+    pitch_st: float = 0.0
 
 
 @dataclass
@@ -268,7 +271,8 @@ class Composition:
     speech: true speech segments (start_s, end_s, participant_id), from the energy mask of each
         clip laid down (after cuts).
     events: true events (kind, start_s, end_s, participant_id, target_participant_id, label);
-        kind "backchannel" (label "backchannel") or "interruption" (label "successful" or
+        kind "backchannel" (label "backchannel"), "raised_voice" (a turn with gain_db and pitch_st) or
+        "interruption" (label "successful" or
         "unsuccessful", plus ", competitive" / ", cooperative"), with the same in the structured
         ``outcome``, ``style`` and ``expression`` columns of :mod:`analysis.core.events`.
     names: speaker id -> display name.
@@ -299,6 +303,12 @@ def render(library: ClipLibrary, u: Utterance) -> tuple[np.ndarray, np.ndarray]:
         speech.append(c.speech + t)
         t += c.duration_s
     y = np.concatenate(parts) * np.float32(10 ** (u.gain_db / 20))
+    if u.pitch_st:
+        import librosa
+
+        shifted = librosa.effects.pitch_shift(y, sr=SR, n_steps=u.pitch_st)
+        # the phase vocoder loses about 3 dB: keep the level, so that gain_db is the only change
+        y = shifted * np.float32(np.sqrt(np.mean(y ** 2) / max(float(np.mean(shifted ** 2)), 1e-12)))
     return y.astype(np.float32), np.concatenate(speech).reshape(-1, 2)
 
 
@@ -337,6 +347,8 @@ def compose(script: list[Utterance], library: ClipLibrary, *, names: dict | None
                 start = f["start"] + (f["speech"][-1, 1] if len(f["speech"]) else 0.0) + u.gap_s
             placed.append(dict(start=start, y=y, speech=sp, speaker=u.speaker))
             floor = len(placed) - 1
+            if u.gain_db > 0 and u.pitch_st > 0 and len(sp):
+                truth.append(("raised_voice", start + sp[0, 0], start + sp[-1, 1], u.speaker, None, "raised voice"))
             continue
         f = placed[floor]
         onset = f["start"] + u.at_s
