@@ -61,6 +61,7 @@ benchmark: setup
 	$(BIN)/python -m benchmarks.audiovisual
 	$(BIN)/python -m benchmarks.tone
 	$(BIN)/python -m benchmarks.vault_overhead
+	$(BIN)/python -m benchmarks.session_scale --minutes 10
 
 clean:
 	rm -rf $(VENV) .lock-tool .pytest_cache tests/artifacts

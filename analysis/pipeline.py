@@ -178,8 +178,8 @@ def run_faces(s: Session, p: Params, hook: ProgressHook) -> StageResult:
         return StageResult({"faces.parquet": pd.DataFrame(columns=faces.COLUMNS)}, {"skipped": "no face-analysis consent"})
     n = len(s.participant_ids)
     visible = None if len(ids) == n else [(i / n, (i + 1) / n) for i, pid in enumerate(s.participant_ids) if pid in ids]
-    with s.store.media_path(s.id, video) as path:
-        frame = faces.face_frames(path, ids, origin_s=s.manifest.get("time_origin_s", 0.0),
+    with s.store.open_media(s.id, video) as recording:        # decrypted chunk by chunk as decoded
+        frame = faces.face_frames(recording, ids, origin_s=s.manifest.get("time_origin_s", 0.0),
                                   params=p.faces, progress=advance, visible=visible)
     return StageResult({"faces.parquet": frame}, {"models": faces.model_versions(), "sample_fps": p.faces.sample_fps,
                                                   "face_consent": ids})

@@ -11,7 +11,7 @@ import io
 import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import BinaryIO, Iterator
 
 import av
 import numpy as np
@@ -170,19 +170,23 @@ def decode_audio(path: Path | str, *, sr: int = AUDIO_RATE_HZ, mono: bool = True
 
 
 def iter_video_frames(
-    path: Path | str, *, fps: float, origin_s: float = 0.0
+    source: Path | str | BinaryIO, *, fps: float, origin_s: float = 0.0
 ) -> Iterator[tuple[float, np.ndarray]]:
-    """Yield ``(t_s, rgb)`` at about ``fps`` frames per second, ``rgb`` uint8 of shape (h, w, 3).
+    """Yield ``(t_s, rgb)`` at about ``fps`` frames per second, ``rgb`` uint8 of shape (h, w, 3),
+    from a media file's path or a seekable binary file (a session's
+    :meth:`capture.store.Store.open_media`).
 
     ``t_s`` is each frame's presentation timestamp minus ``origin_s`` (the session's time zero,
     the earliest stream start), so variable frame rate video is sampled correctly. Frames between samples are decoded but
     not converted.
     """
-    name = Path(path).name
+    readable = hasattr(source, "read")
+    name = "the recording" if readable else Path(source).name
+    path = source if readable else str(source)
     step = 1.0 / fps
     next_t = 0.0
     try:
-        with av.open(str(path)) as container:
+        with av.open(path) as container:
             if not container.streams.video:
                 return
             stream = container.streams.video[0]

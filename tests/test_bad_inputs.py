@@ -93,7 +93,7 @@ def test_bad_input_corpus(store, tmp_path, monkeypatch, case, make, expected):
         if case == "audio starts late":
             assert np.abs(y[: int(0.45 * sr)]).max() == 0.0 and np.abs(y[int(0.6 * sr):]).max() > 0.05
     if media["video"]:
-        with store.media_path(session_id, media["video"]) as video:
+        with store.open_media(session_id, media["video"]) as video:
             times = [t for t, _ in iter_video_frames(video, fps=100, origin_s=manifest["time_origin_s"])]
         assert times and all(b > a for a, b in zip(times, times[1:]))
         assert times[-1] <= manifest["duration_s"] + 0.1

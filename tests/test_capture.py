@@ -52,7 +52,7 @@ def test_two_microphones_and_a_camera_line_up_on_one_clock(store, tmp_path):
     assert abs(best) <= 320
     mix, _ = decode_wav(store.read_bytes(session_id, media["audio"]))
     assert len(mix) == len(a)
-    with store.media_path(session_id, media["video"]) as path:
+    with store.open_media(session_id, media["video"]) as path:
         times = [t for t, _ in iter_video_frames(path, fps=100)]
     assert times[0] < 0.5 and times[-1] <= manifest["duration_s"] + 0.01
     assert all(y > x for x, y in zip(times, times[1:]))
@@ -145,7 +145,7 @@ def test_sigkill_at_random_moments_recovers_up_to_the_last_sealed_segment(store,
             y, sr = decode_wav(store.read_bytes(session_id, manifest["media"]["audio"]))
             assert len(y) == int(round(duration * sr))
             if manifest["media"]["video"]:
-                with store.media_path(session_id, manifest["media"]["video"]) as path:
+                with store.open_media(session_id, manifest["media"]["video"]) as path:
                     assert sum(1 for _ in iter_video_frames(path, fps=100)) > 0
         outcomes.append((round(recorded, 2), duration, len(sealed)))
     assert sum(1 for _, d, _ in outcomes if d > 0) >= 10, outcomes

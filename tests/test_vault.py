@@ -12,6 +12,7 @@ import time
 from datetime import date, timedelta
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from conftest import ARTIFACTS, ROOT, SAMPLE, TEST_PASSPHRASE, dashboard_server, launch_chromium, listening_sockets
@@ -184,8 +185,8 @@ def test_truncated_or_modified_file_fails_with_a_clear_error(store, damage):
     with pytest.raises(IntegrityError, match="failed its integrity check.*truncated or modified"):
         store.read_bytes(session_id, rel)
     with pytest.raises(IntegrityError):
-        with store.media_path(session_id, rel):
-            pass
+        with store.open_media(session_id, rel) as media:
+            media.read()
 
 
 def test_damaged_table_is_a_readable_cli_error(store):
@@ -259,28 +260,27 @@ def test_store_made_before_the_vault_is_encrypted_on_first_unlock(tmp_path):
 
 
 # ----- E4: no plaintext temporary files --------------------------------------------------------
-@pytest.mark.parametrize("where", ["memory", "private_file"])
-def test_media_path_leaves_no_plaintext_behind(store, tmp_path, monkeypatch, where):
-    import capture.store as store_module
+def test_open_media_decrypts_chunk_by_chunk_and_leaves_no_plaintext(store, tmp_path, monkeypatch):
+    from capture.media import iter_video_frames
 
     tmp = tmp_path / "tmp"
     tmp.mkdir()
     monkeypatch.setattr("tempfile.tempdir", str(tmp))
-    if where == "private_file":
-        monkeypatch.setattr(store_module, "MEMORY_FILE_MAX_BYTES", 0)
     session_id = import_sample(store)
-    with store.media_path(session_id, "media/original.mp4") as path:
-        assert path.read_bytes()[4:8] == b"ftyp"
-        assert str(path).startswith("/proc/self/fd/")       # never a name another process could open
-        named = [p for p in tmp.rglob("*") if p.is_file()]
-        assert named == []
-        if where == "private_file":
-            (folder,) = list(tmp.iterdir())
-            assert folder.stat().st_mode & 0o777 == 0o700
-        from capture.media import iter_video_frames
-
-        t, frame = next(iter_video_frames(path, fps=1))
+    plain = np.random.default_rng(0).bytes(5 * vault.CHUNK_BYTES + 12345)
+    store.write_bytes(session_id, "media/blob.bin", plain)
+    with store.open_media(session_id, "media/blob.bin") as media:
+        assert isinstance(media.raw, vault.DecryptingReader) and media.raw.size == len(plain)
+        for offset in (0, vault.CHUNK_BYTES - 3, 3 * vault.CHUNK_BYTES + 17, len(plain) - 10, 2, len(plain) + 5):
+            media.seek(offset)                                  # any order, across chunk ends
+            assert media.read(vault.CHUNK_BYTES + 40) == plain[offset:offset + vault.CHUNK_BYTES + 40]
+        assert len(media.raw._cached[1]) <= vault.CHUNK_BYTES   # one chunk of plaintext at a time
+    with store.open_media(session_id, "media/original.mp4") as media:
+        assert media.read(8)[4:8] == b"ftyp"
+        media.seek(0)
+        t, frame = next(iter_video_frames(media, fps=1))               # a decoder reads it as a file
         assert frame.ndim == 3
+        assert [p for p in tmp.rglob("*")] == []                # nothing written anywhere
     assert list(tmp.iterdir()) == []
 
 

@@ -106,17 +106,18 @@ def blank_outside(rgb: np.ndarray, visible: list[tuple[float, float]] | None) ->
 
 
 def detect_faces(
-    video_path, *, n_participants: int, origin_s: float = 0.0, params: FaceParams = FaceParams(),
+    video, *, n_participants: int, origin_s: float = 0.0, params: FaceParams = FaceParams(),
     progress: Callable[[int], None] | None = None, visible: list[tuple[float, float]] | None = None,
 ) -> pd.DataFrame:
-    """Raw detections: one row per face per sampled frame, columns ``t_s, face_x, face_y,
-    face_w`` (centre and width as fractions of the frame), pose and blendshapes. With
+    """Raw detections from ``video`` (a path or a seekable binary file): one row per face per
+    sampled frame, columns ``t_s, face_x, face_y, face_w`` (centre and width as fractions of
+    the frame), pose and blendshapes. With
     ``visible``, only those horizontal bands of each frame reach the model (consent scopes)."""
     mp, landmarker = _landmarker(max(n_participants, 1), params)
     rows = []
     last_ms = -1
     with landmarker:
-        for t_s, rgb in iter_video_frames(video_path, fps=params.sample_fps, origin_s=origin_s):
+        for t_s, rgb in iter_video_frames(video, fps=params.sample_fps, origin_s=origin_s):
             rgb = blank_outside(rgb, visible)
             ts_ms = max(int(round(t_s * 1000)), last_ms + 1)  # VIDEO mode needs increasing times
             last_ms = ts_ms
@@ -173,14 +174,14 @@ def assign_seats(detections: pd.DataFrame, participant_ids: list[str]) -> pd.Dat
 
 
 def face_frames(
-    video_path, participant_ids: list[str], *, origin_s: float = 0.0, params: FaceParams = FaceParams(),
+    video, participant_ids: list[str], *, origin_s: float = 0.0, params: FaceParams = FaceParams(),
     progress: Callable[[int], None] | None = None, visible: list[tuple[float, float]] | None = None,
 ) -> pd.DataFrame:
     """The faces artifact: frame table of :data:`COLUMNS` for the listed participants (seated
     left to right; with ``visible``, everything outside their seats is blanked first)."""
     if not participant_ids:
         return pd.DataFrame(columns=COLUMNS)
-    detections = detect_faces(video_path, n_participants=len(participant_ids), origin_s=origin_s,
+    detections = detect_faces(video, n_participants=len(participant_ids), origin_s=origin_s,
                               params=params, progress=progress, visible=visible)
     return assign_seats(detections, participant_ids)
 

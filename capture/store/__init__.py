@@ -37,11 +37,10 @@ import os
 import time
 from datetime import date
 from pathlib import Path
-from typing import Iterator
+from typing import BinaryIO, Iterator
 
 import pandas as pd
 
-from capture.store import files as _files
 from capture.store.audit import AuditLog, Verification
 from capture.store.files import Files
 from capture.store.index import (
@@ -67,11 +66,8 @@ from capture.store.retention import (
     retention_until,
 )
 
-# Read at each media_path call, so that setting it here (as the tests do) takes effect.
-MEMORY_FILE_MAX_BYTES = _files.MEMORY_FILE_MAX_BYTES
-
 __all__ = [
-    "DEFAULT_RETENTION_DAYS", "FREE_ATTEMPTS", "INDEX_NAME", "MEMORY_FILE_MAX_BYTES", "MIN_PASSPHRASE_CHARS",
+    "DEFAULT_RETENTION_DAYS", "FREE_ATTEMPTS", "INDEX_NAME", "MIN_PASSPHRASE_CHARS",
     "PENDING", "SCHEMA_VERSION", "SessionRow", "Store", "default_retention_days", "default_store_root",
     "new_session_id", "utc_now", "_retry_wait", "_wait_text",
 ]
@@ -229,9 +225,10 @@ class Store:
     def add_file(self, session_id: str, rel: str, source: Path) -> None:
         self.files.add_file(session_id, rel, source)
 
-    def media_path(self, session_id: str, rel: str) -> contextlib.AbstractContextManager[Path]:
-        """A path a decoder can open for ``rel`` inside the ``with`` (:meth:`Files.media_path`)."""
-        return self.files.media_path(session_id, rel, memory_max_bytes=MEMORY_FILE_MAX_BYTES)
+    def open_media(self, session_id: str, rel: str) -> contextlib.AbstractContextManager[BinaryIO]:
+        """A seekable plaintext reader of ``rel`` inside the ``with``, decrypted chunk by chunk
+        (:meth:`Files.open_media`)."""
+        return self.files.open_media(session_id, rel)
 
     def manifest(self, session_id: str) -> dict:
         return self.files.manifest(session_id)

@@ -14,7 +14,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import BinaryIO, Callable, Iterator
 
 import pandas as pd
 import pyarrow as pa
@@ -34,7 +34,6 @@ try:
 except ImportError:                  # Windows: the store works, capture_lock does not
     fcntl = None
 
-MEMORY_FILE_MAX_BYTES = 1 << 30      # media_path decrypts into memory up to this size (bytes)
 
 
 class Files:
@@ -171,27 +170,26 @@ class Files:
             self._write_blocks(session_id, rel, iter(lambda: fh.read(vault.CHUNK_BYTES), b""))
 
     @contextlib.contextmanager
-    def media_path(self, session_id: str, rel: str, *,
-                   memory_max_bytes: int = MEMORY_FILE_MAX_BYTES) -> Iterator[Path]:
-        """A path a decoder can open for the session file ``rel``, valid inside the ``with``.
-
-        The plaintext never lands in a named file: on Linux it is an anonymous in-memory file
-        (``memfd``) reached through ``/proc/self/fd``; elsewhere, and above ``memory_max_bytes``,
-        a private temporary file (0600 in a 0700 folder) that is unlinked as soon as it is open
-        where the OS allows it, and removed in a ``finally``.
-        """
+    def open_media(self, session_id: str, rel: str) -> Iterator[BinaryIO]:
+        """A read-only, seekable binary file of the session file ``rel``'s plaintext, valid inside
+        the ``with``: decrypted one 1 MiB chunk at a time as it is read
+        (:class:`vault.DecryptingReader`), so the plaintext is never on disk and never whole in
+        memory, whatever the recording's length. Damage raises :class:`IntegrityError`."""
         path = self.path(session_id, rel)
         if not path.is_file():
             raise ArtifactError(f"Session {session_id} has no media file '{rel}'.")
+        fh = open(path, "rb")
         if self._data_key is None:
-            yield path
+            with fh:
+                yield fh
             return
-        key = self._data_key(session_id)
-        with open(path, "rb") as src:
-            chunks = vault.iter_decrypt(key, self._aad_name(session_id, path), src)
-            with _private_plaintext_file(chunks, path.stat().st_size, memory_max_bytes,
-                                         suffix=path.suffix) as plain:
-                yield plain
+        try:
+            reader = vault.DecryptingReader(self._data_key(session_id), self._aad_name(session_id, path), fh)
+        except BaseException:
+            fh.close()
+            raise
+        with io.BufferedReader(reader, buffer_size=1 << 16) as buffered:
+            yield buffered
 
     # ----- JSON and tables -----------------------------------------------------------------------------
     def write_json(self, session_id: str, rel: str, obj) -> None:
@@ -274,47 +272,6 @@ class Files:
             fh.close()
             return None
         return fh
-
-
-@contextlib.contextmanager
-def _private_plaintext_file(chunks, size_hint: int, memory_max_bytes: int, *, suffix: str = "") -> Iterator[Path]:
-    """Write ``chunks`` where only this process can reach them; yield a path to them; remove
-    them in a ``finally`` (see :meth:`Files.media_path`). ``size_hint`` and
-    ``memory_max_bytes`` are bytes: above the latter the chunks go to a private file."""
-    memfd = getattr(os, "memfd_create", None)
-    if memfd is not None and size_hint <= memory_max_bytes and os.path.isdir("/proc/self/fd"):
-        fd = memfd("playback-media", getattr(os, "MFD_CLOEXEC", 0))
-        try:
-            for chunk in chunks:
-                view = memoryview(chunk)
-                while view:
-                    view = view[os.write(fd, view):]
-            os.lseek(fd, 0, os.SEEK_SET)
-            yield Path(f"/proc/self/fd/{fd}")
-        finally:
-            os.close(fd)
-        return
-    folder = tempfile.mkdtemp(prefix="playback-")          # 0700
-    path = os.path.join(folder, "media" + suffix)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    reader = None
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            for chunk in chunks:
-                fh.write(chunk)
-        if os.path.isdir("/proc/self/fd"):                   # keep it open, drop its name at once
-            reader = os.open(path, os.O_RDONLY)
-            os.unlink(path)
-            yield Path(f"/proc/self/fd/{reader}")
-        else:
-            yield Path(path)
-    finally:
-        if reader is not None:
-            os.close(reader)
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(path)
-        with contextlib.suppress(OSError):
-            os.rmdir(folder)
 
 
 def _json_default(value):

@@ -166,9 +166,82 @@ def iter_decrypt(data_key: bytes, rel: str, fh: BinaryIO) -> Iterator[bytes]:
         current, index = following, index + 1
 
 
+class DecryptingReader(io.RawIOBase):
+    """A read-only, seekable file object over a vault file's plaintext, decrypting one chunk at a
+    time (at most one plaintext chunk, :data:`CHUNK_BYTES`, in memory): for decoders that seek
+    (a video) and for serving byte ranges. The last chunk is authenticated when it is opened, so
+    a truncated or extended file fails at once; every chunk read is authenticated with its
+    number, so an edited, reordered or moved chunk raises :class:`IntegrityError` when read."""
+
+    def __init__(self, data_key: bytes, rel: str, fh: BinaryIO):
+        super().__init__()
+        self._fh, self._rel = fh, rel
+        header = fh.read(HEADER_BYTES)
+        if len(header) < HEADER_BYTES:
+            raise _damaged(rel, "header cut short")
+        magic, self._chunk_bytes, salt = HEADER.unpack(header)
+        if magic != MAGIC or not 0 < self._chunk_bytes <= 1 << 26:
+            raise _damaged(rel, "not a Playback vault file")
+        self._aad = header + rel.encode()
+        self._cipher = _file_cipher(data_key, salt)
+        body = fh.seek(0, io.SEEK_END) - HEADER_BYTES
+        stored = self._chunk_bytes + TAG_BYTES
+        self._chunks = max(1, -(-body // stored))
+        last = body - (self._chunks - 1) * stored
+        if last < TAG_BYTES:
+            raise _damaged(rel, "chunk cut short")
+        self.size = (self._chunks - 1) * self._chunk_bytes + last - TAG_BYTES      # plaintext bytes
+        self._pos = 0
+        self._cached: tuple[int, bytes] = (-1, b"")
+        self._chunk(self._chunks - 1)                                               # length is genuine
+
+    def _chunk(self, index: int) -> bytes:
+        if self._cached[0] != index:
+            stored = self._chunk_bytes + TAG_BYTES
+            self._fh.seek(HEADER_BYTES + index * stored)
+            blob = self._fh.read(stored)
+            try:
+                plain = self._cipher.decrypt(_nonce(index, index == self._chunks - 1), blob, self._aad)
+            except InvalidTag:
+                raise _damaged(self._rel, f"chunk {index} does not authenticate") from None
+            self._cached = (index, plain)
+        return self._cached[1]
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self.size}[whence]
+        self._pos = max(0, base + offset)
+        return self._pos
+
+    def readinto(self, buffer) -> int:
+        view = memoryview(buffer).cast("B")
+        done = 0
+        while done < len(view) and self._pos < self.size:
+            index, inside = divmod(self._pos, self._chunk_bytes)
+            piece = self._chunk(index)[inside:inside + len(view) - done]
+            view[done:done + len(piece)] = piece
+            done += len(piece)
+            self._pos += len(piece)
+        return done
+
+    def close(self) -> None:
+        self._cached = (-1, b"")
+        self._fh.close()
+        super().close()
+
+
 def decrypt_bytes(data_key: bytes, rel: str, blob: bytes) -> bytes:
     return b"".join(iter_decrypt(data_key, rel, io.BytesIO(blob)))
 
 
 __all__ = ["MAGIC", "CHUNK_BYTES", "new_key", "kdf_params", "derive_master", "wrap", "unwrap", "check_blob",
-           "passphrase_matches", "encrypt_stream", "encrypt_bytes", "iter_decrypt", "decrypt_bytes", "is_encrypted"]
+           "passphrase_matches", "encrypt_stream", "encrypt_bytes", "iter_decrypt", "decrypt_bytes", "is_encrypted",
+           "DecryptingReader"]
