@@ -78,12 +78,21 @@ def test_dashboard_in_headless_chromium(sample_session):
             assert page.locator("video").count() == 1
             assert page.locator("canvas, svg").count() >= 1
             page.screenshot(path=str(ARTIFACTS / "dashboard.png"), full_page=True)
+            video = page.locator("video")
+            src = video.evaluate("v => v.currentSrc")
+            assert src.startswith("http://127.0.0.1:") and "/media/" in src      # served by ranges, not a blob
+            media_port = int(src.split(":")[2].split("/")[0])
+            assert listening_sockets(media_port) == [f"0100007F:{media_port:04X}"]
             buttons = page.get_by_role("button", name="▶")
             assert buttons.count() >= 4
+            label = buttons.nth(1).inner_text()                  # "▶ 0:35"
+            minutes, seconds = label.split()[-1].split(":")
             buttons.nth(1).click()
             page.get_by_text("Playing from").wait_for()
-            page.wait_for_timeout(1500)
-            assert "Playing from 0.0 s" not in page.content()
+            page.wait_for_function("() => { const v = document.querySelector('video'); "
+                                   "return v && v.readyState >= 1 && v.currentTime > 0; }", timeout=30_000)
+            at = page.locator("video").evaluate("v => v.currentTime")
+            assert abs(at - (int(minutes) * 60 + int(seconds))) <= 1.5, (label, at)
             browser.close()
 
 
@@ -117,3 +126,57 @@ def test_every_timeline_kind_has_a_colour_and_a_row():
     assert set(KIND_LAYERS) == set(TIMELINE_KINDS)
     assert {group for _, group in KIND_LAYERS.values()} <= set(TIMELINE_GROUPS)
     assert len({colour for colour, _ in KIND_LAYERS.values()}) == len(KIND_LAYERS)     # told apart by colour
+
+
+def test_byte_ranges():
+    from analysis.dashboard.media_server import byte_range
+
+    assert byte_range(None, 1000) == (0, 999)
+    assert byte_range("bytes=0-", 1000) == (0, 999)
+    assert byte_range("bytes=100-199", 1000) == (100, 199)
+    assert byte_range("bytes=900-5000", 1000) == (900, 999)
+    assert byte_range("bytes=-10", 1000) == (990, 999)
+    assert byte_range("bytes=1000-", 1000) is None and byte_range("bytes=5-2", 1000) is None
+    assert byte_range("bytes=-", 1000) is None and byte_range("lines=1-2", 1000) is None
+
+
+def test_media_server_serves_ranges_of_the_encrypted_recording_until_revoked(store):
+    import urllib.error
+    import urllib.request
+
+    from analysis.dashboard.media_server import MediaServer
+    from capture.ingest import import_media
+    from conftest import SAMPLE
+
+    session_id = import_media(store, SAMPLE / "session.mp4", "Alex,Sam")
+    plain = (SAMPLE / "session.mp4").read_bytes()
+    server = MediaServer()
+    assert listening_sockets(server.port) == [f"0100007F:{server.port:04X}"]
+    url = server.grant(store, session_id, store.manifest(session_id)["media"]["original"])
+
+    def get(address, headers=None):
+        with urllib.request.urlopen(urllib.request.Request(address, headers=headers or {}), timeout=10) as r:
+            return r.status, dict(r.headers), r.read()
+
+    status, headers, body = get(url, {"Range": "bytes=1048570-1048600"})      # across the first chunk end
+    assert status == 206 and body == plain[1048570:1048601]
+    assert headers["Content-Range"] == f"bytes 1048570-1048600/{len(plain)}" and headers["Content-Type"] == "video/mp4"
+    assert get(url, {"Range": "bytes=-16"})[2] == plain[-16:]
+    status, headers, body = get(url)
+    assert status == 200 and body == plain and headers["Accept-Ranges"] == "bytes"
+    for address, code in ((url + "x", 404), (url.rsplit("/", 1)[0] + "/guess", 404)):
+        with pytest.raises(urllib.error.HTTPError) as caught:
+            get(address)
+        assert caught.value.code == code
+    with pytest.raises(urllib.error.HTTPError) as caught:
+        get(url, {"Range": f"bytes={len(plain)}-"})
+    assert caught.value.code == 416
+    server.revoke([url])
+    with pytest.raises(urllib.error.HTTPError) as caught:
+        get(url)
+    assert caught.value.code == 404
+    locked = server.grant(store, session_id, "media/original.mp4")
+    store.lock()
+    with pytest.raises(urllib.error.HTTPError) as caught:
+        get(locked)
+    assert caught.value.code == 410

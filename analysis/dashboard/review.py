@@ -6,6 +6,7 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
+from analysis.dashboard.media_server import media_url
 from analysis.dashboard.vault import note_access
 from analysis.review import (KIND_TITLES, Review, format_clock, load_decisions, load_review, save_decision,
                              thresholds_table, timeline_rows)
@@ -23,13 +24,6 @@ KIND_LAYERS = {
 LAYER_COLOURS = {KIND_TITLES[kind]: colour for kind, (colour, _) in KIND_LAYERS.items()}
 LAYER_GROUP = {KIND_TITLES[kind]: group for kind, (_, group) in KIND_LAYERS.items()}
 TIMELINE_GROUPS = ("speech", "events", "face")
-
-
-@st.cache_data(show_spinner=False, max_entries=4)
-def cached_video(store_root: str, session_id: str, rel: str, _store: Store) -> bytes:
-    """Video bytes decrypted in memory, cached per session (keyed by store and session id;
-    locking the dashboard clears the cache)."""
-    return _store.read_bytes(session_id, rel)
 
 
 def session_picker(store: Store) -> str | None:
@@ -187,7 +181,7 @@ def session_page(store: Store, session_id: str) -> None:
     with video_col:
         media = review.manifest["media"]
         rel = media.get("video") or media.get("original")
-        st.video(cached_video(str(store.root), session_id, rel, store), start_time=int(position))
+        st.video(media_url(store, session_id, rel), start_time=int(position))
         note_access(store, session_id, "play")
         st.caption(f"Playing from {position:.1f} s")
         if review.face_coverage:

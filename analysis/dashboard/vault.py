@@ -13,6 +13,7 @@ from pathlib import Path
 
 import streamlit as st
 
+from analysis.dashboard.media_server import forget_media_urls
 from analysis.export import export
 from capture.errors import PlaybackError
 from capture.store import MIN_PASSPHRASE_CHARS, Store
@@ -53,6 +54,7 @@ def lock(*, reason: str = "lock", notice: str | None = None) -> None:
             store.lock(reason=reason)
         except PlaybackError:
             pass
+    forget_media_urls()
     for key in (_REAUTH, _SEEN, "export_ready"):
         st.session_state.pop(key, None)
     st.cache_data.clear()
