@@ -1,12 +1,17 @@
-"""Exports of a session's results: speaker turns as RTTM, all events as CSV."""
+"""Exports of a session's results: speaker turns as RTTM, all events as CSV, and an ELAN
+annotation file (EAF 2.8, the format ``pympi-ling`` writes and ELAN reads) with one tier per
+person and kind."""
 from __future__ import annotations
 
 import io
+import mimetypes
 import os
+import xml.etree.ElementTree as ElementTree
 from pathlib import Path
 
 import pandas as pd
 
+from analysis.core import events as ev
 from analysis.core.rttm import to_rttm
 from capture.errors import PlaybackError
 from capture.store import Store
@@ -44,6 +49,33 @@ def events_csv(store: Store, session_id: str) -> str:
     return buffer.getvalue()
 
 
+def events_eaf(store: Store, session_id: str) -> str:
+    """EAF XML of the events: one tier per person and kind (``"Alex - Interruption"``;
+    events of nobody in particular on ``"everyone - <kind>"``), each annotation the event's
+    label (``"-> Sam"`` added for an event towards someone), times in milliseconds. The linked
+    media is the recording's original file name, for the researcher to point at their copy."""
+    from pympi.Elan import Eaf, to_adocument
+
+    manifest = store.manifest(session_id)
+    names = _names(store, session_id)
+    events = ev.read(store, session_id)
+    eaf = Eaf(author="Playback")
+    eaf.remove_tier("default")
+    if manifest.get("source_name"):
+        source = manifest["source_name"]
+        eaf.add_linked_file(source, relpath=source, mimetype=mimetypes.guess_type(source)[0] or "video/mp4")
+    for event in events.itertuples():
+        tier = f"{names.get(event.participant_id, event.participant_id or 'everyone')} - {ev.KINDS[event.kind].title}"
+        if tier not in eaf.tiers:
+            eaf.add_tier(tier)
+        value = str(event.label or ev.KINDS[event.kind].title)
+        if event.target_participant_id:
+            value += f" -> {names.get(event.target_participant_id, event.target_participant_id)}"
+        start = int(round(float(event.start_s) * 1000))
+        eaf.add_annotation(tier, start, max(start + 1, int(round(float(event.end_s) * 1000))), value)
+    return ElementTree.tostring(to_adocument(eaf, True), encoding="unicode", xml_declaration=True)
+
+
 def safe_cell(value):
     """A text cell a spreadsheet will not run as a formula: one starting with ``= + - @``, a tab
     or a carriage return gets a leading single quote. Other values are returned unchanged."""
@@ -57,6 +89,8 @@ def export(store: Store, session_id: str, fmt: str) -> str:
         return speakers_rttm(store, session_id)
     if fmt == "csv":
         return events_csv(store, session_id)
+    if fmt == "eaf":
+        return events_eaf(store, session_id)
     raise ValueError(f"unknown export format {fmt!r}")
 
 
@@ -86,4 +120,4 @@ def write_export(path: Path | str, text: str) -> Path:
     return path
 
 
-__all__ = ["export", "speakers_rttm", "events_csv", "safe_cell", "write_export"]
+__all__ = ["export", "speakers_rttm", "events_csv", "events_eaf", "safe_cell", "write_export"]

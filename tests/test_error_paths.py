@@ -189,7 +189,7 @@ def test_csv_export_escapes_formulas(exportable):
 
 
 # ----- 3. exports are private files ---------------------------------------------------------------
-@pytest.mark.parametrize("fmt", ["csv", "rttm"])
+@pytest.mark.parametrize("fmt", ["csv", "rttm", "eaf"])
 def test_exported_files_are_owner_only(exportable, tmp_path, fmt):
     store, session_id = exportable
     fresh = tmp_path / f"new.{fmt}"

@@ -112,3 +112,39 @@ def test_every_stage_records_parameters_and_models(sample_session):
     assert by_stage["dynamics"]["params"]["turn_gap_s"] == 0.5
     for record in records:
         assert store.read_json(session_id, f"derived/{record['stage']}.run.json")["fingerprint"] == record["fingerprint"]
+
+
+def test_eaf_export_parses_with_a_tier_per_person_and_kind(sample_session, tmp_path):
+    """``playback export --format eaf``: a valid ELAN file (EAF 2.8, read back with pympi-ling) with
+    one tier per person and kind holding every event at its time, in milliseconds."""
+    import subprocess
+    import sys
+    import xml.etree.ElementTree as ElementTree
+
+    from pympi.Elan import Eaf
+
+    from analysis.core.events import KINDS
+    from conftest import ROOT
+
+    store, session_id, _ = sample_session
+    out = tmp_path / "session.eaf"
+    result = subprocess.run([sys.executable, "-m", "analysis.cli", "--store", str(store.root), "export", session_id,
+                             "--format", "eaf", "--out", str(out)], capture_output=True, text=True, cwd=ROOT,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr
+    root = ElementTree.parse(out).getroot()
+    assert root.tag == "ANNOTATION_DOCUMENT" and root.get("FORMAT") == "2.8"      # pympi-ling writes EAF 2.8
+    eaf = Eaf(str(out))
+    events, _ = store.read_table(session_id, "derived/events.parquet")
+    names = {"p1": "Alex", "p2": "Sam"}
+    expected = {f"{names[r.participant_id]} - {KINDS[r.kind].title}" for r in events.itertuples()}
+    assert set(eaf.get_tier_names()) == expected and "Sam - Raised voice" in expected
+    assert sum(len(eaf.get_annotation_data_for_tier(t)) for t in eaf.get_tier_names()) == len(events)
+    raised = events[events.kind == "raised_voice"].iloc[0]
+    ((start, end, value),) = eaf.get_annotation_data_for_tier("Sam - Raised voice")
+    assert (start, end) == (round(raised.start_s * 1000), round(raised.end_s * 1000)) and value == "raised voice"
+    interruption = events[events.kind == "interruption"].iloc[0]
+    tier = f"{names[interruption.participant_id]} - Interruption"
+    assert any(v.endswith(f"-> {names[interruption.target_participant_id]}")
+               for _, _, v in eaf.get_annotation_data_for_tier(tier))
+    assert eaf.media_descriptors[0]["MEDIA_URL"] == "session.mp4"

@@ -4,7 +4,7 @@
     playback record --participants "Alex,Sam" [--camera N] [--mic NAME] [--simulate]   consent first
     playback withdraw SESSION_ID --participant NAME | consent SESSION_ID | devices | recover
     playback analyze SESSION_ID                                       runs every stage (skips unchanged)
-    playback export SESSION_ID --format rttm|csv --out PATH
+    playback export SESSION_ID --format rttm|csv|eaf --out PATH
     playback sessions                                                 lists sessions
     playback dashboard                                                starts the review dashboard
     playback demo                                                     imports, analyses and shows the sample
@@ -214,9 +214,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("analyze", cmd_analyze, "run every analysis stage")
     p.add_argument("session_id")
     p.add_argument("--force", action="store_true", help="re-run stages even if unchanged")
-    p = add("export", cmd_export, "export speaker turns (rttm) or all events (csv)")
+    p = add("export", cmd_export, "export speaker turns (rttm), all events (csv) or an ELAN file (eaf)")
     p.add_argument("session_id")
-    p.add_argument("--format", choices=["rttm", "csv"], required=True)
+    p.add_argument("--format", choices=["rttm", "csv", "eaf"], required=True)
     p.add_argument("--out", type=Path, required=True)
     add("sessions", cmd_sessions, "list sessions")
     p = add("dashboard", cmd_dashboard, "start the review dashboard on 127.0.0.1")

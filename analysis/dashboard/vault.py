@@ -175,7 +175,8 @@ def reauthenticated(store: Store, action: str, session_id: str) -> bool:
 
 
 EXPORTS = {"csv": ("Events (CSV)", "text/csv", "events.csv"),
-           "rttm": ("Speaker turns (RTTM)", "text/plain", "turns.rttm")}
+           "rttm": ("Speaker turns (RTTM)", "text/plain", "turns.rttm"),
+           "eaf": ("ELAN annotations (EAF)", "application/xml", "events.eaf")}
 
 
 def session_actions(store: Store, session_id: str, *, analysed: bool) -> None:
