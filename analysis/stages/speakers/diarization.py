@@ -167,6 +167,10 @@ def ge2e_mel(y: np.ndarray, sr: int) -> np.ndarray:
     return wav_to_mel_spectrogram(y / (peak or 1.0) * 0.5)
 
 
+# windows embedded at a time (memory: about 0.5 MB of LSTM activations per window)
+WINDOW_BATCH = 256
+
+
 def window_embeddings(mel: np.ndarray, mask: np.ndarray, *, params: DiarizationParams = DiarizationParams()
                       ) -> tuple[np.ndarray, np.ndarray]:
     """Embed the overlapping windows of ``mel`` (:func:`ge2e_mel`) that hold speech.
@@ -182,10 +186,12 @@ def window_embeddings(mel: np.ndarray, mask: np.ndarray, *, params: DiarizationP
     starts = [s for s in range(0, max(len(mask) - win, 0) + 1, hop) if mask[s : s + win].mean() >= params.min_window_speech]
     if not starts:
         return np.zeros(0), np.zeros((0, 256), np.float32)
-    batch = np.stack([_pad(mel[s : s + win], win) for s in starts])
-    with torch.no_grad():
-        emb = encoder(torch.from_numpy(batch).float()).numpy()
-    return np.asarray(starts) * FRAME_S, _unit(emb)
+    parts = []
+    with torch.no_grad():       # in batches: the LSTM's activations grow with the batch, not the session
+        for i in range(0, len(starts), WINDOW_BATCH):
+            batch = np.stack([_pad(mel[s : s + win], win) for s in starts[i:i + WINDOW_BATCH]])
+            parts.append(encoder(torch.from_numpy(batch).float()).numpy())
+    return np.asarray(starts) * FRAME_S, _unit(np.concatenate(parts))
 
 
 def _pad(block: np.ndarray, length: int) -> np.ndarray:
