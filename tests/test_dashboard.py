@@ -1,9 +1,12 @@
 """The review dashboard: Streamlit AppTest of the session page, and a real browser screenshot."""
 from __future__ import annotations
 
+import io
 import os
 
+import numpy as np
 import pytest
+from PIL import Image
 
 from conftest import ARTIFACTS, ROOT, TEST_PASSPHRASE, dashboard_server, launch_chromium, listening_sockets
 
@@ -93,6 +96,14 @@ def test_dashboard_in_headless_chromium(sample_session):
                                    "return v && v.readyState >= 1 && v.currentTime > 0; }", timeout=30_000)
             at = page.locator("video").evaluate("v => v.currentTime")
             assert abs(at - (int(minutes) * 60 + int(seconds))) <= 1.5, (label, at)
+            # clicking the timeline's raised-voice bar (Sam, 40.6-49.8 s) plays from there
+            chart = page.locator("[data-testid='stVegaLiteChart']").first
+            pixels = np.asarray(Image.open(io.BytesIO(chart.screenshot())).convert("RGB")).astype(int)
+            ys, xs = np.nonzero(np.all(np.abs(pixels - [0x8E, 0x44, 0xAD]) < 12, axis=2))   # its colour
+            box = chart.bounding_box()
+            page.mouse.click(box["x"] + int(xs.min()) + 5, box["y"] + int(np.median(ys)))
+            page.wait_for_function("() => Math.abs(document.querySelector('video').currentTime - 40.6) < 1.5",
+                                   timeout=30_000)
             browser.close()
 
 

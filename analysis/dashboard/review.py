@@ -41,12 +41,14 @@ def session_picker(store: Store) -> str | None:
 
 
 def timeline_chart(review: Review, position_s: float) -> alt.Chart:
-    """One block of rows per person: what they said, what happened, what their face showed."""
+    """One block of rows per person: what they said, what happened, what their face showed.
+    Clicking a bar selects its start (the ``seek`` selection: the page moves the video there)."""
     rows = timeline_rows(review)
     row_order = [f"{p['name']} · {group}" for p in review.manifest["participants"] for group in TIMELINE_GROUPS]
     rows["row"] = rows.lane + " · " + rows.layer.map(LAYER_GROUP)
     rows["draw"] = rows.layer.map({layer: i for i, layer in enumerate(LAYER_COLOURS)})  # backchannels over speech
-    bars = alt.Chart(rows).mark_bar(height=16, cornerRadius=2).encode(
+    seek = alt.selection_point(name="seek", fields=["start_s"], on="click", clear=False)
+    bars = alt.Chart(rows).mark_bar(height=16, cornerRadius=2, cursor="pointer").add_params(seek).encode(
         x=alt.X("start_s:Q", title="time (s)", scale=alt.Scale(domain=[0, review.manifest["duration_s"]], nice=False)),
         x2="end_s:Q",
         order=alt.Order("draw:Q"),
@@ -58,6 +60,17 @@ def timeline_chart(review: Review, position_s: float) -> alt.Chart:
     )
     cursor = alt.Chart(pd.DataFrame({"t": [position_s]})).mark_rule(color="black", strokeDash=[4, 3]).encode(x="t:Q")
     return (bars + cursor).properties(height=26 * len(row_order))
+
+
+def seek_to_clicked_bar(clicked) -> None:
+    """Move the video to the start (s) of the timeline bar just clicked (once per click: the
+    selection stays set across reruns, so a moment chosen later is not overridden)."""
+    picked = (clicked.selection.get("seek") if clicked else None) or []
+    start = picked[0].get("start_s") if picked else None
+    if start is not None and start != st.session_state.get("seek_seen"):
+        st.session_state.seek_seen = start
+        st.session_state.position_s = float(start)
+        st.rerun()
 
 
 def arousal_chart(review: Review, position_s: float) -> alt.Chart | None:
@@ -190,7 +203,10 @@ def session_page(store: Store, session_id: str) -> None:
         moments_list(store, review)
     st.subheader("Timeline")
     chart = timeline_chart(review, position)
-    st.altair_chart(chart, width="stretch", height=int(chart.height) + 90)
+    clicked = st.altair_chart(chart, width="stretch", height=int(chart.height) + 90, on_select="rerun",
+                              key=f"timeline-{session_id}")
+    seek_to_clicked_bar(clicked)
+    st.caption("Click a bar to play from there.")
     st.markdown("**Vocal arousal** (each person against their own usual voice)")
     arousal = arousal_chart(review, position)
     if arousal is None:
