@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
 import pandas as pd
 
 from analysis.core import events as ev
@@ -52,9 +53,18 @@ class Review:
     def has_video(self) -> bool:
         return self.manifest["media"].get("video") is not None
 
-    def moments(self) -> pd.DataFrame:
-        """Events worth walking through, in time order."""
-        return self.events[self.events.kind.isin(MOMENT_KINDS)].reset_index(drop=True)
+    def moments(self, added: list[dict] | None = None) -> pd.DataFrame:
+        """Events worth walking through, in time order, with the moments the therapist
+        ``added`` (:func:`load_added`; column ``added`` True, explanation naming the people)."""
+        tool = self.events[self.events.kind.isin(MOMENT_KINDS)].assign(added=False)
+        rows = [{"event_id": a["id"], "start_s": a["start_s"], "end_s": a["end_s"], "kind": a["kind"],
+                 "participant_id": (a["participant_ids"] or [None])[0], "added": True, "confidence": np.nan,
+                 "explanation": "You marked this moment" + (
+                     f" ({ev.names_list([self.names.get(p, p) for p in a['participant_ids']])})"
+                     if a["participant_ids"] else "") + "."} for a in (added or [])]
+        if not rows:
+            return tool.reset_index(drop=True)
+        return pd.concat([tool, pd.DataFrame(rows)], ignore_index=True).sort_values("start_s", ignore_index=True)
 
 
 def recorded_thresholds(store: Store, session_id: str) -> list[Threshold]:
@@ -189,3 +199,89 @@ def save_decision(store: Store, session_id: str, event_id: str, *, decision: str
     entry["updated_utc"] = utc_now()
     store.write_json(session_id, NOTES_FILE, data)
     return entry
+
+
+# ----- moments the tool missed, and how often the tool is right for this therapist ---------
+def add_moment(store: Store, session_id: str, *, start_s: float, end_s: float, kind: str,
+               participant_ids: list[str], note: str = "") -> str:
+    """Record a moment the tool missed, marked by the therapist (in the session's encrypted
+    ``notes.json``, list ``added``): ``start_s``/``end_s`` (s), a moment ``kind`` and the people
+    it shows. Returns its id (``added-001``...)."""
+    if kind not in MOMENT_KINDS:
+        raise ValueError(f"kind must be one of {', '.join(MOMENT_KINDS)}, not {kind!r}")
+    if not end_s > start_s >= 0:
+        raise ValueError("a moment needs an end after its start")
+    data = store.read_json(session_id, NOTES_FILE) if store.exists(session_id, NOTES_FILE) else {}
+    added = data.setdefault("added", [])
+    moment_id = f"added-{len(added) + 1:03d}"
+    added.append({"id": moment_id, "start_s": float(start_s), "end_s": float(end_s), "kind": kind,
+                  "participant_ids": list(participant_ids), "note": note, "created_utc": utc_now()})
+    store.write_json(session_id, NOTES_FILE, data)
+    return moment_id
+
+
+def load_added(store: Store, session_id: str) -> list[dict]:
+    """The moments the therapist added to ``session_id`` (see :func:`add_moment`)."""
+    if not store.exists(session_id, NOTES_FILE):
+        return []
+    return store.read_json(session_id, NOTES_FILE).get("added", [])
+
+
+AGREEMENT_COLUMNS = ["kind", "moments", "confirmed", "dismissed", "not_reviewed", "added", "share_confirmed",
+                     "kappa", "slots"]
+
+
+def _covered_slots(intervals: list[tuple[float, float]], n: int, slot_s: float) -> np.ndarray:
+    """Which of ``n`` slots of ``slot_s`` seconds any ``(start_s, end_s)`` interval touches."""
+    out = np.zeros(n, bool)
+    for start, end in intervals:
+        out[int(start // slot_s): max(int(np.ceil(end / slot_s)), int(start // slot_s) + 1)] = True
+    return out
+
+
+def agreement(sessions: list[tuple[pd.DataFrame, dict, list[dict], float]], *, slot_s: float = 1.0) -> pd.DataFrame:
+    """How far the therapist and the tool agree, per moment kind, over ``sessions`` given as
+    ``(events, decisions, added, duration_s)``: the tool's moments and how many were confirmed,
+    dismissed or not yet reviewed, the moments the therapist added (the tool missed them), the
+    share confirmed of those reviewed, and Cohen's kappa (scikit-learn) between tool and
+    therapist over ``slot_s`` time slots (the tool says a slot holds that kind when one of its
+    moments touches it; the therapist when a confirmed or added moment does; slots touched by a
+    moment not yet reviewed are left out). Kappa is NaN while one side never varies."""
+    from sklearn.metrics import cohen_kappa_score
+
+    rows = []
+    for kind in MOMENT_KINDS:
+        counts = dict(moments=0, confirmed=0, dismissed=0, not_reviewed=0, added=0)
+        tool_slots, therapist_slots = [], []
+        for events, decisions, added, duration_s in sessions:
+            mine = events[events.kind == kind]
+            state = [decisions.get(e, {}).get("decision") for e in mine.event_id]
+            spans = list(zip(mine.start_s.astype(float), mine.end_s.astype(float)))
+            extra = [(a["start_s"], a["end_s"]) for a in added if a["kind"] == kind]
+            counts["moments"] += len(mine)
+            counts["confirmed"] += state.count("confirmed")
+            counts["dismissed"] += state.count("dismissed")
+            counts["not_reviewed"] += state.count(None)
+            counts["added"] += len(extra)
+            n = int(np.ceil(duration_s / slot_s))
+            tool = _covered_slots(spans, n, slot_s)
+            therapist = _covered_slots([s for s, d in zip(spans, state) if d == "confirmed"] + extra, n, slot_s)
+            unknown = _covered_slots([s for s, d in zip(spans, state) if d is None], n, slot_s)
+            tool_slots.append(tool[~unknown])
+            therapist_slots.append(therapist[~unknown])
+        tool, therapist = np.concatenate(tool_slots or [[]]), np.concatenate(therapist_slots or [[]])
+        varies = len(tool) and len(set(tool)) + len(set(therapist)) > 2
+        reviewed = counts["confirmed"] + counts["dismissed"]
+        rows.append(dict(kind=kind, **counts,
+                         share_confirmed=counts["confirmed"] / reviewed if reviewed else np.nan,
+                         kappa=float(cohen_kappa_score(tool, therapist)) if varies else np.nan, slots=len(tool)))
+    return pd.DataFrame(rows, columns=AGREEMENT_COLUMNS)
+
+
+def session_agreement_inputs(store: Store, session_id: str) -> tuple[pd.DataFrame, dict, list[dict], float] | None:
+    """``(events, decisions, added, duration_s)`` of an analysed session, for :func:`agreement`;
+    None before analysis."""
+    if not store.exists(session_id, ev.EVENTS_TABLE):
+        return None
+    return (ev.read(store, session_id), load_decisions(store, session_id), load_added(store, session_id),
+            float(store.manifest(session_id).get("duration_s") or 0.0))

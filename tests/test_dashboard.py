@@ -42,7 +42,8 @@ def test_session_page_shows_video_timeline_moments_and_metrics(app):
 @pytest.mark.slow
 def test_every_threshold_is_listed_with_its_meaning(app):
     at, _ = app
-    thresholds = {name: row for t in at.table for name, row in zip(t.value["recorded as"], t.value.itertuples())}
+    thresholds = {name: row for t in at.table if "recorded as" in t.value
+                  for name, row in zip(t.value["recorded as"], t.value.itertuples())}
     assert {"dynamics.turn_gap_s", "diarization.edge_extend_db", "diarization.edge_extend_s",
             "faces.sample_fps"} <= set(thresholds)
     assert not any(name.startswith("multitrack.") for name in thresholds)   # one microphone: not used
@@ -191,3 +192,45 @@ def test_media_server_serves_ranges_of_the_encrypted_recording_until_revoked(sto
     with pytest.raises(urllib.error.HTTPError) as caught:
         get(locked)
     assert caught.value.code == 410
+
+
+def test_agreement_per_kind_with_a_hand_computed_kappa():
+    """20 s, 1 s slots. Tool interruptions at 2-4 s (confirmed), 10-12 s (dismissed) and 15-16 s
+    (not reviewed: its slot is left out); the therapist added one at 6-8 s. Over 19 slots: both
+    yes 2, tool only 2, therapist only 2, neither 13: kappa = (15/19 - 241/361) / (1 - 241/361) = 11/30."""
+    import pandas as pd
+
+    from analysis.review import agreement
+
+    events = pd.DataFrame({"event_id": ["e1", "e2", "e3"], "kind": "interruption", "start_s": [2.0, 10.0, 15.0],
+                           "end_s": [4.0, 12.0, 16.0]})
+    decisions = {"e1": {"decision": "confirmed"}, "e2": {"decision": "dismissed"}}
+    added = [{"kind": "interruption", "start_s": 6.0, "end_s": 8.0}]
+    table = agreement([(events, decisions, added, 20.0)]).set_index("kind")
+    row = table.loc["interruption"]
+    assert (row.moments, row.confirmed, row.dismissed, row.not_reviewed, row.added, row.slots) == (3, 1, 1, 1, 1, 19)
+    assert row.share_confirmed == 0.5 and row.kappa == pytest.approx(11 / 30)
+    assert np.isnan(table.loc["silence"].kappa) and table.loc["silence"].moments == 0
+    # two sessions pool their slots and counts
+    both = agreement([(events, decisions, added, 20.0)] * 2).set_index("kind").loc["interruption"]
+    assert both.moments == 6 and both.kappa == pytest.approx(11 / 30)
+
+
+@pytest.mark.slow
+def test_therapist_adds_a_missed_moment_and_sees_agreement(app, sample_session):
+    from analysis.review import load_added
+
+    at, session_id = app
+    store = sample_session[0]
+    at.number_input(key="add_start").set_value(12.0)
+    at.number_input(key="add_end").set_value(15.0)
+    at.selectbox(key="add_kind").set_value("interruption")
+    at.multiselect(key="add_people").set_value(["p2"])
+    at.button(key="FormSubmitter:add_moment-Add moment").click().run()
+    assert not at.exception, at.exception
+    added = load_added(store, session_id)
+    assert [(a["start_s"], a["end_s"], a["kind"], a["participant_ids"]) for a in added][-1] == \
+        (12.0, 15.0, "interruption", ["p2"])
+    assert any("added by you — You marked this moment (Sam)." in m.value for m in at.markdown)
+    shown = at.table[-2].value                                   # "This session"
+    assert shown.loc["Interruption", "you added (missed)"] >= 1

@@ -8,8 +8,9 @@ import streamlit as st
 
 from analysis.dashboard.media_server import media_url
 from analysis.dashboard.vault import note_access
-from analysis.review import (KIND_TITLES, Review, format_clock, load_decisions, load_review, save_decision,
-                             thresholds_table, timeline_rows)
+from analysis.review import (KIND_TITLES, MOMENT_KINDS, Review, add_moment, agreement, format_clock, load_added,
+                             load_decisions, load_review, save_decision, session_agreement_inputs, thresholds_table,
+                             timeline_rows)
 from capture.errors import PlaybackError
 from capture.store import Store
 
@@ -99,8 +100,9 @@ def arousal_chart(review: Review, position_s: float) -> alt.Chart | None:
 
 def moments_list(store: Store, review: Review) -> None:
     """Moments to walk through: jump to each, confirm or dismiss it, keep a private note."""
-    moments = review.moments()
+    moments = review.moments(load_added(store, review.session_id))
     st.subheader(f"Moments ({len(moments)})")
+    add_moment_form(store, review)
     if moments.empty:
         st.caption("No interruptions, raised voices or expressions were found.")
         return
@@ -120,7 +122,11 @@ def moments_list(store: Store, review: Review) -> None:
             st.session_state.position_s = float(m.start_s)
             st.rerun()
         tag = KIND_TITLES.get(m.kind, m.kind) + "".join(
-            f" · {str(detail).replace('_', ' ')}" for detail in (m.outcome, m.style, m.expression) if detail)
+            f" · {str(detail).replace('_', ' ')}" for detail in (m.outcome, m.style, m.expression)
+            if isinstance(detail, str) and detail)
+        if m.added:
+            right.markdown(f"**{tag}** · added by you — {m.explanation}")
+            continue
         status = {"confirmed": " · ✓ confirmed", "dismissed": " · ✗ dismissed"}.get(decision, "")
         right.markdown(f"**{tag}**{status} — {m.explanation}  \n"
                        f"<small>confidence {float(m.confidence):.0%}</small>", unsafe_allow_html=True)
@@ -135,6 +141,53 @@ def moments_list(store: Store, review: Review) -> None:
             if st.button("Save note", key=f"save-note-{m.event_id}"):
                 save_decision(store, review.session_id, m.event_id, note=text)
                 st.rerun()
+
+
+def add_moment_form(store: Store, review: Review) -> None:
+    """Mark a moment the tool missed: from and to (s, starting where the video is), its kind,
+    the people it shows."""
+    with st.popover("+ Add a moment the tool missed"):
+        with st.form("add_moment", clear_on_submit=True):
+            here = float(st.session_state.get("position_s", 0.0))
+            start = st.number_input("From (s)", min_value=0.0, value=here, step=1.0, key="add_start")
+            end = st.number_input("To (s)", min_value=0.0, value=here + 5.0, step=1.0, key="add_end")
+            kind = st.selectbox("Kind", list(MOMENT_KINDS), format_func=KIND_TITLES.get, key="add_kind")
+            people = st.multiselect("Who it shows", list(review.names), format_func=review.names.get, key="add_people")
+            if st.form_submit_button("Add moment"):
+                try:
+                    add_moment(store, review.session_id, start_s=start, end_s=end, kind=kind, participant_ids=people)
+                except ValueError as exc:
+                    st.error(str(exc).capitalize() + ".")
+                    return
+                st.rerun()
+
+
+def agreement_panel(store: Store, review: Review) -> None:
+    """How often the tool is right for this therapist, per kind: this session and all sessions."""
+    with st.expander("How often the tool is right for you (from your confirmations, dismissals and added moments)"):
+        this = session_agreement_inputs(store, review.session_id)
+        every = [x for x in (session_agreement_inputs(store, r.session_id) for r in store.list_sessions()) if x]
+        for title, sessions in (("This session", [this] if this else []), (f"All sessions ({len(every)})", every)):
+            st.markdown(f"**{title}**")
+            table = agreement(sessions)
+            seen = table[(table.moments > 0) | (table.added > 0)]
+            if seen.empty:
+                st.caption("No moments yet.")
+            else:
+                st.table(agreement_table(seen))
+        st.caption("Agreement is Cohen's kappa between the tool and you over 1-second slots (1 = always agree, "
+                   "0 = no better than chance; blank until both of you have said yes and no somewhere). Moments "
+                   "you have not reviewed yet are left out.")
+
+
+def agreement_table(table: pd.DataFrame) -> pd.DataFrame:
+    """The agreement table as the page shows it: kinds by title, shares as percentages."""
+    return pd.DataFrame({
+        "kind": table.kind.map(KIND_TITLES), "tool's moments": table.moments, "you confirmed": table.confirmed,
+        "you dismissed": table.dismissed, "not reviewed": table.not_reviewed, "you added (missed)": table.added,
+        "share confirmed": table.share_confirmed.map(lambda x: "" if pd.isna(x) else f"{x:.0%}"),
+        "agreement (kappa)": table.kappa.map(lambda x: "" if pd.isna(x) else f"{x:.2f}"),
+    }).set_index("kind")
 
 
 def metrics_panel(review: Review) -> None:
@@ -217,3 +270,4 @@ def session_page(store: Store, session_id: str) -> None:
                    "voice. Gaps: too little of their voice alone there (not measured, not calm). Vocal "
                    "arousal is not an emotion: ask the person what it was.")
     metrics_panel(review)
+    agreement_panel(store, review)
