@@ -15,6 +15,7 @@ import analysis  # noqa: F401  (pyannote telemetry off)
 from analysis.dashboard.record import record_page, recover_once
 from analysis.dashboard.review import session_page, session_picker
 from analysis.dashboard.vault import session_actions, vault_gate, withdrawal_action
+from analysis.dashboard.walkthrough import active_walkthrough, walkthrough_page
 from capture.store import Store
 
 
@@ -28,6 +29,9 @@ def store_from_args() -> Store:
 def main() -> None:
     st.set_page_config(page_title="Playback", layout="wide")
     store = vault_gate(store_from_args().root)   # unlock page until the passphrase is given; locks when idle
+    if active_walkthrough():                      # the clients' screen: nothing else reachable
+        walkthrough_page(store, active_walkthrough())
+        return
     st.sidebar.title("Playback")
     recover_once(store)
     if st.sidebar.radio("Page", ["Review", "Record"], key="page", horizontal=True) == "Record":

@@ -285,3 +285,73 @@ def session_agreement_inputs(store: Store, session_id: str) -> tuple[pd.DataFram
         return None
     return (ev.read(store, session_id), load_decisions(store, session_id), load_added(store, session_id),
             float(store.manifest(session_id).get("duration_s") or 0.0))
+
+
+# ----- the walkthrough with clients: picked moments, each person's veto ---------------------
+# What the clients hear before a moment: plain, non-judging words (no scores, no jargon).
+INTROS = {
+    "interruption": "{name} began speaking while {target} was still talking.",
+    "raised_voice": "{name}'s voice grew louder and higher here.",
+    "heated_exchange": "{people} were speaking with more energy than usual here, taking turns quickly.",
+    "flat_voice": "{name}'s voice became quieter and flatter here.",
+    "speeding_up": "{name} began speaking faster than usual here.",
+    "silence": "A pause in the conversation.",
+    "smile": "{name} smiled here.",
+    "one_sided_smile": "One corner of {name}'s mouth rose here.",
+    "frown": "{name}'s brows lowered here.",
+    "added": "A moment chosen to look at together.",
+}
+
+
+def load_walkthrough(store: Store, session_id: str) -> dict:
+    """``{"picked": [moment ids], "vetoed": [moment ids]}`` of the session (encrypted notes)."""
+    data = store.read_json(session_id, NOTES_FILE) if store.exists(session_id, NOTES_FILE) else {}
+    walk = data.get("walkthrough", {})
+    return {"picked": list(walk.get("picked", [])), "vetoed": list(walk.get("vetoed", []))}
+
+
+def _save_walkthrough(store: Store, session_id: str, change) -> dict:
+    data = store.read_json(session_id, NOTES_FILE) if store.exists(session_id, NOTES_FILE) else {}
+    walk = data.setdefault("walkthrough", {"picked": [], "vetoed": []})
+    change(walk)
+    store.write_json(session_id, NOTES_FILE, data)
+    return walk
+
+
+def pick_moment(store: Store, session_id: str, moment_id: str, picked: bool = True) -> None:
+    """Put a moment in (or take it out of) the walkthrough's playlist."""
+    def change(walk):
+        walk["picked"] = [m for m in walk.get("picked", []) if m != moment_id] + ([moment_id] if picked else [])
+    _save_walkthrough(store, session_id, change)
+
+
+def veto_moment(store: Store, session_id: str, moment_id: str, participant_id: str) -> None:
+    """A client shown in the moment says no: it is never played in the walkthrough nor put in a
+    take-home copy. Audited by ids only."""
+    _save_walkthrough(store, session_id, lambda walk: walk.setdefault("vetoed", []).append(moment_id)
+                      if moment_id not in walk.get("vetoed", []) else None)
+    store.audit("veto", session_id, detail=f"{moment_id}:{participant_id}")
+
+
+def walkthrough_playlist(review: Review, decisions: dict, walkthrough: dict, added: list[dict]) -> pd.DataFrame:
+    """The moments the clients will see, in time order: picked, not dismissed, not vetoed;
+    columns ``moment_id, start_s, end_s, people`` (ids of the people shown) and ``intro``
+    (:data:`INTROS`, with names). No notes and no confidence travel with it."""
+    moments = review.moments(added)
+    rows = []
+    names = review.names
+    for m in moments.itertuples():
+        if (m.event_id not in walkthrough["picked"] or m.event_id in walkthrough["vetoed"]
+                or decisions.get(m.event_id, {}).get("decision") == "dismissed"):
+            continue
+        if m.added:
+            people = next(a["participant_ids"] for a in added if a["id"] == m.event_id)
+            key = "added"
+        else:
+            people = [p for p in (m.participant_id, m.target_participant_id) if isinstance(p, str) and p in names]
+            key = m.expression if m.kind == "expression" else m.kind
+        intro = INTROS.get(key, INTROS["added"]).format(
+            name=names.get(people[0], "") if people else "", target=names.get(people[1], "") if len(people) > 1 else "",
+            people=ev.names_list([names[p] for p in people]) if people else "You")
+        rows.append((m.event_id, float(m.start_s), float(m.end_s), people, intro))
+    return pd.DataFrame(rows, columns=["moment_id", "start_s", "end_s", "people", "intro"])

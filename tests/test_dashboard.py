@@ -234,3 +234,43 @@ def test_therapist_adds_a_missed_moment_and_sees_agreement(app, sample_session):
     assert any("added by you — You marked this moment (Sam)." in m.value for m in at.markdown)
     shown = at.table[-2].value                                   # "This session"
     assert shown.loc["Interruption", "you added (missed)"] >= 1
+
+
+@pytest.mark.slow
+def test_walkthrough_shows_picked_moments_without_notes_or_vetoed_ones(app, sample_session):
+    """Pick three moments, note one, dismiss one; in the walkthrough a client vetoes the first:
+    only the remaining picked moment is shown, in plain words, with no note, no confidence, no
+    session list; the veto is audited by ids; leaving needs the passphrase."""
+    from analysis.review import load_walkthrough
+
+    at, session_id = app
+    store = sample_session[0]
+    ids = [b.key.removeprefix("jump-") for b in at.button if b.key and b.key.startswith("jump-")][:3]
+    for moment_id in ids:
+        at.checkbox(key=f"pick-{moment_id}").check().run()
+    at.text_area(key=f"note-{ids[1]}").input("Private: ask about the weekend.").run()
+    at.button(key=f"save-note-{ids[1]}").click().run()
+    at.button(key=f"dismissed-{ids[2]}").click().run()
+    assert load_walkthrough(store, session_id)["picked"] == ids
+    at.button(key="start_walkthrough").click().run()
+    assert not at.exception, at.exception
+    assert at.title[0].value == "Looking back together"
+    assert "Moment 1 of 2" in [c.value for c in at.caption]
+    first_intro = at.subheader[0].value
+    veto = next(b for b in at.button if b.key and b.key.startswith(f"veto-{ids[0]}-"))
+    veto.click().run()
+    page = " ".join(str(e.value) for kind in (at.markdown, at.caption, at.subheader, at.title) for e in kind)
+    assert "Moment 1 of 1" in page and at.subheader[0].value != first_intro
+    assert "Private: ask about the weekend." not in page and "confidence" not in page
+    assert not at.sidebar.radio                               # no session list, no page choice
+    assert load_walkthrough(store, session_id)["vetoed"] == [ids[0]]
+    events = [line for line in (store.root / "audit.log").read_text().splitlines() if '"veto"' in line]
+    assert events and ids[0] in events[-1] and "Alex" not in events[-1] and "Sam" not in events[-1]
+    at.button(key=f"watch-{ids[1]}").click().run()
+    assert at.get("video")
+    at.text_input(key="leave_pw").input("wrong passphrase")
+    at.button(key="FormSubmitter:leave_walkthrough-Leave").click().run()
+    assert at.title[0].value == "Looking back together"          # still the clients' screen
+    at.text_input(key="leave_pw").input(TEST_PASSPHRASE)
+    at.button(key="FormSubmitter:leave_walkthrough-Leave").click().run()
+    assert at.title[0].value.startswith("Session ")

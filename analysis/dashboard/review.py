@@ -9,8 +9,9 @@ import streamlit as st
 from analysis.dashboard.media_server import media_url
 from analysis.dashboard.vault import note_access
 from analysis.review import (KIND_TITLES, MOMENT_KINDS, Review, add_moment, agreement, format_clock, load_added,
-                             load_decisions, load_review, save_decision, session_agreement_inputs, thresholds_table,
-                             timeline_rows)
+                             load_decisions, load_review, load_walkthrough, pick_moment, save_decision,
+                             session_agreement_inputs, thresholds_table, timeline_rows)
+from analysis.dashboard.walkthrough import start_walkthrough
 from capture.errors import PlaybackError
 from capture.store import Store
 
@@ -107,6 +108,11 @@ def moments_list(store: Store, review: Review) -> None:
         st.caption("No interruptions, raised voices or expressions were found.")
         return
     decisions = load_decisions(store, review.session_id)
+    walk = load_walkthrough(store, review.session_id)
+    if walk["picked"] and st.button(f"▶ Start the walkthrough with clients ({len(walk['picked'])} moments)",
+                                    type="primary", key="start_walkthrough"):
+        start_walkthrough(review.session_id)
+        st.rerun()
     kinds = st.multiselect("Show", sorted(moments.kind.unique()), default=sorted(moments.kind.unique()),
                            format_func=KIND_TITLES.get, key="moment_kinds")
     show_dismissed = st.toggle("Show dismissed moments", value=False, key="show_dismissed")
@@ -124,6 +130,11 @@ def moments_list(store: Store, review: Review) -> None:
         tag = KIND_TITLES.get(m.kind, m.kind) + "".join(
             f" · {str(detail).replace('_', ' ')}" for detail in (m.outcome, m.style, m.expression)
             if isinstance(detail, str) and detail)
+        picked = m.event_id in walk["picked"]
+        if right.checkbox("For the walkthrough", value=picked, key=f"pick-{m.event_id}",
+                          help="Show this moment to the clients in the walkthrough") != picked:
+            pick_moment(store, review.session_id, m.event_id, not picked)
+            st.rerun()
         if m.added:
             right.markdown(f"**{tag}** · added by you — {m.explanation}")
             continue

@@ -1,0 +1,90 @@
+"""The screen the clients watch: the therapist's chosen moments as a playlist, a large video,
+each moment introduced in plain words, and each person shown able to say no before it plays.
+
+Nothing else is reachable from here: no notes, no dismissed or vetoed moments, no scores, no
+other session; leaving asks for the passphrase.
+"""
+from __future__ import annotations
+
+import streamlit as st
+
+from analysis.dashboard.media_server import media_url
+from analysis.review import load_added, load_decisions, load_review, load_walkthrough, veto_moment, walkthrough_playlist
+from capture.errors import PlaybackError
+from capture.store import Store
+
+_ACTIVE = "walkthrough_session"
+_INDEX = "walkthrough_index"
+_PLAYING = "walkthrough_playing"
+
+
+def start_walkthrough(session_id: str) -> None:
+    st.session_state[_ACTIVE] = session_id
+    st.session_state[_INDEX] = 0
+    st.session_state[_PLAYING] = False
+
+
+def active_walkthrough() -> str | None:
+    """The session whose walkthrough is on screen, or None."""
+    return st.session_state.get(_ACTIVE)
+
+
+def walkthrough_page(store: Store, session_id: str) -> None:
+    review = load_review(store, session_id)
+    added = load_added(store, session_id)
+    playlist = walkthrough_playlist(review, load_decisions(store, session_id), load_walkthrough(store, session_id), added)
+    st.title("Looking back together")
+    if playlist.empty:
+        st.info("No moments are left to watch.")
+    else:
+        index = min(st.session_state.get(_INDEX, 0), len(playlist) - 1)
+        moment = playlist.iloc[index]
+        st.caption(f"Moment {index + 1} of {len(playlist)}")
+        st.subheader(moment.intro)
+        if not st.session_state.get(_PLAYING):
+            names = review.names
+            st.markdown("Before we watch: anyone shown here can say no, and it will not be played.")
+            cols = st.columns(max(len(moment.people), 1) + 1)
+            for col, pid in zip(cols, moment.people):
+                if col.button(f"{names.get(pid, pid)}: skip this one", key=f"veto-{moment.moment_id}-{pid}"):
+                    veto_moment(store, session_id, moment.moment_id, pid)
+                    st.session_state[_PLAYING] = False
+                    st.rerun()
+            if cols[-1].button("Watch", type="primary", key=f"watch-{moment.moment_id}"):
+                st.session_state[_PLAYING] = True
+                st.rerun()
+        else:
+            media = review.manifest["media"]
+            # a replay changes the start by a second, which makes the player seek back there
+            lead = 1 - st.session_state.get("walkthrough_replays", 0) % 2
+            st.video(media_url(store, session_id, media.get("video") or media.get("original")),
+                     start_time=max(0, int(moment.start_s) - lead), end_time=int(moment.end_s) + 2)
+            st.caption("Press play on the video. Replay starts it again from the moment's beginning.")
+        previous, replay, following = st.columns(3)
+        if previous.button("← Previous", disabled=index == 0, key="walk_previous"):
+            st.session_state[_INDEX], st.session_state[_PLAYING] = index - 1, False
+            st.rerun()
+        if replay.button("↺ Replay", disabled=not st.session_state.get(_PLAYING), key="walk_replay"):
+            st.session_state["walkthrough_replays"] = st.session_state.get("walkthrough_replays", 0) + 1
+            st.rerun()
+        if following.button("Next →", disabled=index >= len(playlist) - 1, key="walk_next"):
+            st.session_state[_INDEX], st.session_state[_PLAYING] = index + 1, False
+            st.rerun()
+    leave_walkthrough(store)
+
+
+def leave_walkthrough(store: Store) -> None:
+    """Back to the therapist's pages, only with the passphrase."""
+    st.divider()
+    with st.expander("For the therapist: leave the walkthrough"):
+        with st.form("leave_walkthrough", clear_on_submit=True):
+            passphrase = st.text_input("Passphrase", type="password", key="leave_pw")
+            if st.form_submit_button("Leave"):
+                try:
+                    store.reauthenticate(passphrase, action="leave_walkthrough")
+                except PlaybackError as exc:
+                    st.error(str(exc))
+                    return
+                for key in (_ACTIVE, _INDEX, _PLAYING):
+                    st.session_state.pop(key, None)
+                st.rerun()
