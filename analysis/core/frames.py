@@ -12,14 +12,22 @@ import pandas as pd
 FRAME_S = 0.01  # label resolution of every audio stage, seconds
 
 
+LEVEL_BLOCK_FRAMES = 6000       # frames per block in frame_level_db (60 s of 10 ms frames)
+
+
 def frame_level_db(y: np.ndarray, sr: int, *, frame_s: float = FRAME_S) -> np.ndarray:
     """Level in dBFS (mean power) of non-overlapping ``frame_s`` frames, the last one padded with
     zeros: shape ``(ceil(len(y) / (sr * frame_s)),)``."""
     hop = int(round(frame_s * sr))
     n = int(np.ceil(len(y) / hop))
-    padded = np.zeros(n * hop)
-    padded[: len(y)] = y
-    return 10 * np.log10(np.mean(padded.reshape(n, hop) ** 2, axis=1) + 1e-12)
+    power = np.empty(n)
+    for first in range(0, n, LEVEL_BLOCK_FRAMES):    # a block at a time: memory flat in length
+        count = min(LEVEL_BLOCK_FRAMES, n - first)
+        block = np.zeros(count * hop)
+        piece = y[first * hop:(first + count) * hop]
+        block[: len(piece)] = piece
+        power[first:first + count] = np.mean(block.reshape(count, hop) ** 2, axis=1)
+    return 10 * np.log10(power + 1e-12)
 
 
 def runs(mask: np.ndarray) -> list[tuple[int, int, bool]]:
