@@ -79,6 +79,7 @@ def test_dashboard_in_headless_chromium(sample_session):
             page.get_by_text(f"Session {session_id}").wait_for(timeout=60_000)
             page.get_by_text("Who talked, who interrupted").wait_for(timeout=60_000)
             page.wait_for_timeout(2500)  # let the chart draw
+            page.locator("video").wait_for(timeout=60_000)      # the player can render after the charts
             assert page.locator("video").count() == 1
             assert page.locator("canvas, svg").count() >= 1
             page.screenshot(path=str(ARTIFACTS / "dashboard.png"), full_page=True)
