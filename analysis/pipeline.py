@@ -93,6 +93,7 @@ class Session:
         self.id = session_id
         self.manifest = store.manifest(session_id)
         self._audio: tuple[np.ndarray, int] | None = None
+        self._tracks: list[tuple[str, np.ndarray, int]] | None = None
 
     @property
     def participant_ids(self) -> list[str]:
@@ -120,6 +121,8 @@ class Session:
         """``(participant id, mono samples, sample rate Hz)`` of each per-person microphone track
         whose owner agreed to voice analysis (empty for a one-microphone session). A track
         without an owner belongs to the next participant not named by another track."""
+        if self._tracks is not None:
+            return self._tracks
         tracks = self.manifest["media"].get("tracks") or []
         unassigned = iter(pid for pid in self.participant_ids if pid not in {t.get("participant_id") for t in tracks})
         owners = [t.get("participant_id") or next(unassigned, None) for t in tracks]
@@ -129,6 +132,7 @@ class Session:
             if pid in allowed:
                 y, sr = decode_wav(self.store.read_bytes(self.id, track["rel"]))
                 chosen.append((pid, y if y.ndim == 1 else y.mean(0), sr))
+        self._tracks = chosen         # decoded once per run: the speakers and tone stages both read them
         return chosen
 
     def table(self, rel: str, columns: list[str] | None = None) -> pd.DataFrame:
@@ -256,7 +260,8 @@ def run_tone(s: Session, p: Params, hook: ProgressHook) -> StageResult:
     ``participant_id`` when each person has their own microphone track), each speech segment
     against the speaker's own baseline (``tone.parquet``) and each person's arousal curve
     (``arousal.parquet``)."""
-    audio, tracks = s.audio(), s.voice_tracks()
+    tracks = s.voice_tracks()
+    audio = None if tracks else s.audio()       # the mix is not needed when each person has a track
     if audio is None and not tracks:
         return StageResult({"tone.parquet": tone.segment_tone(pd.DataFrame(), pd.DataFrame()),
                             "tone_frames.parquet": pd.DataFrame(columns=tone.FRAME_COLUMNS),
