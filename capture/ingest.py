@@ -93,7 +93,7 @@ def parse_track(spec: str | tuple) -> tuple[str | None, Path]:
 
 
 def import_media(store: Store, media: Path | str | None, participants: str | list[dict], *,
-                 tracks: list | None = None, consent: dict | None = None) -> str:
+                 tracks: list | None = None, consent: dict | None = None, case_id: str | None = None) -> str:
     """Create a session from ``media`` (a video or audio file) and/or ``tracks`` (one audio file
     per microphone or per call participant, ``"Name=path"`` or ``(name, path)`` or a bare path)
     and return its id. Every file is probed (limits checked) before anything is decoded; a
@@ -101,7 +101,8 @@ def import_media(store: Store, media: Path | str | None, participants: str | lis
 
     With tracks, each becomes ``media/track<N>.wav`` (16 kHz mono, placed on session time by
     its stream start time, padded or cut to the session's duration) and ``media/audio.wav`` is
-    their mix. ``consent``: see :func:`consent_records`."""
+    their mix. ``consent``: see :func:`consent_records`. ``case_id``: the couple or group the
+    session belongs to (:mod:`capture.store.cases`)."""
     people = parse_participants(participants) if isinstance(participants, str) else participants
     parsed = [parse_track(t) for t in (tracks or [])]
     if media is None and not parsed:
@@ -163,7 +164,7 @@ def import_media(store: Store, media: Path | str | None, participants: str | lis
         peak = float(np.abs(audio).max()) if audio.size else 0.0
         if peak > 0.99:
             audio *= 0.99 / peak
-    with store.new_session(duration_s=duration_s) as session_id:
+    with store.new_session(duration_s=duration_s, case_id=case_id) as session_id:
         digests = {}
         original = None
         if media is not None:

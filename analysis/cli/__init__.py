@@ -6,6 +6,7 @@
     playback analyze SESSION_ID                                       runs every stage (skips unchanged)
     playback export SESSION_ID --format rttm|csv|eaf --out PATH
     playback sessions                                                 lists sessions
+    playback cases | case new NAME --people "Alex,Sam" | case assign SESSION_ID CASE_ID
     playback dashboard                                                starts the review dashboard
     playback demo                                                     imports, analyses and shows the sample
     playback delete SESSION_ID | sweep | audit verify | passphrase | retention SESSION_ID --until DATE
@@ -113,10 +114,39 @@ def cmd_sessions(args) -> int:
     if not rows:
         print(f"No sessions yet in {store.root}. Import one with: playback import FILE --participants \"A,B\"")
         return 0
-    print(f"{'session':<18}{'created (UTC)':<28}{'status':<12}{'duration':>9}  kept until")
+    print(f"{'session':<18}{'created (UTC)':<28}{'status':<12}{'duration':>9}  {'kept until':<12}case")
     for row in rows:
         duration = f"{row.duration_s:.0f} s" if row.duration_s else "-"
-        print(f"{row.session_id:<18}{row.created_utc:<28}{row.status:<12}{duration:>9}  {row.retention_until or '-'}")
+        print(f"{row.session_id:<18}{row.created_utc:<28}{row.status:<12}{duration:>9}  "
+              f"{row.retention_until or '-':<12}{row.case_id or '-'}")
+    return 0
+
+
+def cmd_cases(args) -> int:
+    store = _store(args)
+    cases = store.cases.all()
+    if not cases:
+        print('No cases yet. Make one with: playback case new "Alex & Sam" --people "Alex,Sam"')
+        return 0
+    for case in cases:
+        sessions = store.cases.sessions(case.case_id)
+        print(f"{case.case_id}  {case.name}  ({', '.join(case.people)})  {len(sessions)} session(s)")
+    return 0
+
+
+def cmd_case(args) -> int:
+    store = _store(args)
+    if args.action == "new":
+        if not args.people:
+            raise PlaybackError('Give the case\'s people: playback case new NAME --people "Alex,Sam".')
+        case = store.cases.create(args.name, args.people.split(","))
+        print(f"Made case {case.name} ({', '.join(case.people)}); import into it with --case {case.case_id}:",
+              file=sys.stderr)
+        print(case.case_id)
+        return 0
+    store.cases.assign(args.name, args.case_id)
+    print(f"Session {args.name} is now in case {args.case_id}." if args.case_id else
+          f"Session {args.name} is now in no case.", file=sys.stderr)
     return 0
 
 
@@ -219,6 +249,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=["rttm", "csv", "eaf"], required=True)
     p.add_argument("--out", type=Path, required=True)
     add("sessions", cmd_sessions, "list sessions")
+    add("cases", cmd_cases, "list cases (couples and groups) and how many sessions each has")
+    p = add("case", cmd_case, "make a case, or put a session in one")
+    p.add_argument("action", choices=["new", "assign"])
+    p.add_argument("name", metavar="NAME|SESSION_ID", help="the new case's name, or the session to assign")
+    p.add_argument("case_id", nargs="?", default=None, help="(assign) the case to put the session in")
+    p.add_argument("--people", default=None, help='(new) the case\'s people, left to right: "Alex,Sam"')
     p = add("dashboard", cmd_dashboard, "start the review dashboard on 127.0.0.1")
     p.add_argument("--port", type=int, default=DASHBOARD_PORT)
     p = add("demo", cmd_demo, "import and analyse the bundled sample, then start the dashboard")

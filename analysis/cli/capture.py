@@ -70,8 +70,10 @@ def consent_from_args(args, people: list[dict]) -> dict | None:
 
 def add_import_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("media", type=Path, nargs="?", default=None, help="video or audio file (mp4, mov, mkv, webm, wav, m4a)")
-    p.add_argument("--participants", required=True,
-                   help='names, left to right on screen; a role after a colon: "Alex,Sam,Dr Lee:therapist"')
+    p.add_argument("--participants", default=None,
+                   help='names, left to right on screen; a role after a colon: "Alex,Sam,Dr Lee:therapist"'
+                        " (default with --case: the case's people)")
+    p.add_argument("--case", default=None, metavar="CASE_ID", help="the couple or group it belongs to (playback cases)")
     p.add_argument("--track", action="append", default=[], metavar="[NAME=]FILE",
                    help="a separate audio file per participant or microphone (repeat); makes a multi-track session")
     p.add_argument("--consent", action="append", default=[], metavar="NAME=SCOPES",
@@ -79,10 +81,20 @@ def add_import_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--consent-all", metavar="SCOPES", help="the same scopes for everyone")
 
 
+def participants_text(args, store) -> str:
+    """``--participants``, else the people of ``--case``; one of them is needed."""
+    if args.participants:
+        return args.participants
+    if getattr(args, "case", None):
+        return ",".join(store.cases.get(args.case).people)
+    raise PlaybackError('Say who is in the recording: --participants "Alex,Sam" (left to right on screen), '
+                        "or --case CASE_ID to use the case's people.")
+
+
 def cmd_import(args, store) -> int:
-    people = parse_participants(args.participants)
+    people = parse_participants(participants_text(args, store))
     consent = consent_from_args(args, people)
-    session_id = import_media(store, args.media, people, tracks=args.track, consent=consent)
+    session_id = import_media(store, args.media, people, tracks=args.track, consent=consent, case_id=args.case)
     what = args.media.name if args.media else f"{len(args.track)} tracks"
     if consent is None:
         records = (read_consent(store, session_id) or {}).values()

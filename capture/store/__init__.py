@@ -42,6 +42,7 @@ from typing import BinaryIO, Iterator
 import pandas as pd
 
 from capture.store.audit import AuditLog, Verification
+from capture.store.cases import Case, Cases
 from capture.store.files import Files
 from capture.store.index import (
     INDEX_NAME,
@@ -67,7 +68,7 @@ from capture.store.retention import (
 )
 
 __all__ = [
-    "DEFAULT_RETENTION_DAYS", "FREE_ATTEMPTS", "INDEX_NAME", "MIN_PASSPHRASE_CHARS",
+    "Case", "DEFAULT_RETENTION_DAYS", "FREE_ATTEMPTS", "INDEX_NAME", "MIN_PASSPHRASE_CHARS",
     "PENDING", "SCHEMA_VERSION", "SessionRow", "Store", "default_retention_days", "default_store_root",
     "new_session_id", "utc_now", "_retry_wait", "_wait_text",
 ]
@@ -110,6 +111,7 @@ class Store:
         self.keys = Keys(self.index, self.audit_log, audit=self.audit, passphrase=passphrase,
                          plaintext=_plaintext, clock=_clock)
         self.files = Files(self.root, None if _plaintext else self.keys.data_key)
+        self.cases = Cases(self.index, self.keys, audit=self.audit)   # couples and groups, sealed
         self.retention = Retention(self.index, self.files, forget_key=self.keys.forget, audit=self.audit,
                                    clock=_clock)
 
@@ -138,12 +140,15 @@ class Store:
     # ----- creating sessions -------------------------------------------------------------------
     @contextlib.contextmanager
     def new_session(self, duration_s: float | None = None, *, retention_days: int | None = None,
-                    status: str = "imported") -> Iterator[str]:
+                    status: str = "imported", case_id: str | None = None) -> Iterator[str]:
         """Create a session atomically: files are written in staging and the session appears
         (folder moved, index row with its wrapped key added) only if the ``with`` body
         completes. On any error the staging folder is removed and the new key forgotten, so no
         half-made session is left behind (and leftovers could not be read anyway).
-        ``duration_s`` is seconds, ``retention_days`` days (default: default_retention_days())."""
+        ``duration_s`` is seconds, ``retention_days`` days (default: default_retention_days());
+        ``case_id`` the couple or group it belongs to (checked first)."""
+        if case_id is not None:
+            self.cases.get(case_id)
         session_id = new_session_id()
         key, wrapped = self.keys.new_key(session_id)
         self.files.begin_staging(session_id)
@@ -154,7 +159,7 @@ class Store:
             # The row (with the key) is written before the folder moves, marked pending: a kill
             # at any point leaves either nothing readable or a pending row that
             # recover_pending() finishes. The folder never sits in sessions/ without its key.
-            self.index.insert_pending(session_id, status, duration_s, until, wrapped)
+            self.index.insert_pending(session_id, status, duration_s, until, wrapped, case_id)
             self._publish(session_id, status)
         except BaseException:
             self.files.discard_staging(session_id)

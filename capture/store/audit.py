@@ -66,7 +66,7 @@ ANCHOR_ENV = "PLAYBACK_AUDIT_ANCHOR_DIR"
 ACTIONS = frozenset({
     "unlock", "unlock_failed", "lock", "idle_lock", "reauth", "reauth_failed", "view", "play", "export",
     "import", "record", "analyse", "delete", "consent", "withdraw", "sweep", "retention", "passphrase_change",
-    "vault_created", "migrate", "audit_alarm", "walkthrough", "veto",
+    "vault_created", "migrate", "audit_alarm", "walkthrough", "veto", "case",
 })
 ROLES = frozenset({"therapist", "client", "supervisor", "system"})
 _CODE = re.compile(r"^[a-z0-9_.:-]{0,40}$")

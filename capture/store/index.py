@@ -1,7 +1,9 @@
 """The store's SQLite index, ``index.sqlite``: one row per session, plus the vault's row.
 
 A session row holds its id, creation time (UTC, ISO seconds), status, duration (seconds),
-retention date (ISO) and wrapped data key: no personal content. A session being created has a
+retention date (ISO), wrapped data key and the id of its case: no personal content. A case (a
+couple or a group) has a row of its own whose name and people are sealed under the master key
+(:mod:`capture.store.cases`). A session being created has a
 status starting with :data:`PENDING` until its folder is in ``sessions/``. The index holds the
 keys, so a store that lost (or had replaced) its index is refused rather than given a new one.
 """
@@ -20,7 +22,7 @@ SCHEMA_VERSION = 1
 INDEX_NAME = "index.sqlite"
 PENDING = "pending:"                 # status prefix of a session whose creation has not finished
 
-_ROW = "session_id, created_utc, status, duration_s, retention_until"
+_ROW = "session_id, created_utc, status, duration_s, retention_until, case_id"
 
 
 def utc_now() -> str:
@@ -40,6 +42,7 @@ class SessionRow:
     status: str
     duration_s: float | None             # seconds
     retention_until: str | None = None   # ISO date; the sweep destroys the session after it
+    case_id: str | None = None           # the couple or group it belongs to (capture.store.cases)
 
 
 class Index:
@@ -62,14 +65,16 @@ class Index:
             " retention_until TEXT, wrapped_key BLOB)"
         )
         columns = {row[1] for row in con.execute("PRAGMA table_info(sessions)")}
-        for column, kind in (("retention_until", "TEXT"), ("wrapped_key", "BLOB")):
-            if column not in columns:      # a store made before the vault
+        for column, kind in (("retention_until", "TEXT"), ("wrapped_key", "BLOB"), ("case_id", "TEXT")):
+            if column not in columns:      # a store made before the vault (or before cases)
                 con.execute(f"ALTER TABLE sessions ADD COLUMN {column} {kind}")
         con.execute(
             "CREATE TABLE IF NOT EXISTS vault (id INTEGER PRIMARY KEY CHECK (id = 1), kdf TEXT NOT NULL,"
             " check_blob BLOB NOT NULL, created_utc TEXT NOT NULL, failed_attempts INTEGER NOT NULL DEFAULT 0,"
             " last_failure REAL NOT NULL DEFAULT 0)"
         )
+        con.execute("CREATE TABLE IF NOT EXISTS cases (case_id TEXT PRIMARY KEY, created_utc TEXT NOT NULL,"
+                    " sealed BLOB NOT NULL)")
         return con
 
     def _execute(self, sql: str, *params) -> None:
@@ -173,13 +178,36 @@ class Index:
 
     # ----- pending rows: sessions being created ---------------------------------------------------------
     def insert_pending(self, session_id: str, status: str, duration_s: float | None, retention_until: str,
-                       wrapped: bytes | None) -> None:
+                       wrapped: bytes | None, case_id: str | None = None) -> None:
         """Add the row of a session being created, its status ``PENDING + status``."""
         self._execute(
             "INSERT INTO sessions (session_id, created_utc, status, duration_s, schema_version,"
-            " retention_until, wrapped_key) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            session_id, utc_now(), PENDING + status, duration_s, SCHEMA_VERSION, retention_until, wrapped,
+            " retention_until, wrapped_key, case_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            session_id, utc_now(), PENDING + status, duration_s, SCHEMA_VERSION, retention_until, wrapped, case_id,
         )
+
+    def set_case(self, session_id: str, case_id: str | None) -> None:
+        """Put an existing session in case ``case_id`` (None: in no case)."""
+        self.session_row(session_id)
+        self._execute("UPDATE sessions SET case_id=? WHERE session_id=?", case_id, session_id)
+
+    # ----- cases: sealed rows ---------------------------------------------------------------------
+    def case_rows(self) -> list[tuple[str, str, bytes]]:
+        """``(case id, created UTC, sealed details)`` of every case, oldest first."""
+        with contextlib.closing(self.connect()) as con:
+            return con.execute("SELECT case_id, created_utc, sealed FROM cases ORDER BY created_utc, case_id").fetchall()
+
+    def insert_case(self, case_id: str, sealed: bytes) -> None:
+        self._execute("INSERT INTO cases (case_id, created_utc, sealed) VALUES (?, ?, ?)", case_id, utc_now(), sealed)
+
+    def update_case(self, case_id: str, sealed: bytes) -> None:
+        self._execute("UPDATE cases SET sealed=? WHERE case_id=?", sealed, case_id)
+
+    def delete_case(self, case_id: str) -> None:
+        """Delete a case's row; its sessions are left in no case."""
+        with contextlib.closing(self.connect()) as con, con:
+            con.execute("UPDATE sessions SET case_id = NULL WHERE case_id=?", (case_id,))
+            con.execute("DELETE FROM cases WHERE case_id=?", (case_id,))
 
     def discard_pending(self, session_id: str) -> None:
         """Delete the row of ``session_id`` if it is still pending."""

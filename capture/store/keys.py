@@ -20,6 +20,12 @@ from capture.store.index import Index, utc_now
 from capture.store.retention import retention_until
 
 MIN_PASSPHRASE_CHARS = 8
+
+
+def case_label(case_id: str) -> str:
+    """What a case's sealed details are authenticated with (ties them to their row)."""
+    return f"case|{case_id}"
+
 FREE_ATTEMPTS = 3                    # wrong passphrases before waiting is enforced
 
 
@@ -154,6 +160,10 @@ class Keys:
                 key = vault.unwrap(old_master, wrapped, session_id)
                 con.execute("UPDATE sessions SET wrapped_key=? WHERE session_id=?",
                             (vault.wrap(new_master, key, session_id), session_id))
+            for case_id, sealed in con.execute("SELECT case_id, sealed FROM cases").fetchall():
+                label = case_label(case_id)
+                con.execute("UPDATE cases SET sealed=? WHERE case_id=?",
+                            (vault.wrap(new_master, vault.unwrap(old_master, sealed, label), label), case_id))
             con.execute("UPDATE vault SET kdf=?, check_blob=? WHERE id = 1",
                         (json.dumps(params), vault.check_blob(new_master)))
             self.audit_log.rotate(con, old_master, new_master)   # same transaction as the vault
@@ -205,6 +215,14 @@ class Keys:
             return None, None
         key = vault.new_key()
         return key, vault.wrap(self.master_key(), key, session_id)
+
+    def seal(self, label: str, data: bytes) -> bytes:
+        """``data`` encrypted under the master key, ``label`` authenticated (as is, in plaintext)."""
+        return data if self.plaintext else vault.wrap(self.master_key(), data, label)
+
+    def unseal(self, label: str, blob: bytes) -> bytes:
+        """What :meth:`seal` sealed under ``label``."""
+        return blob if self.plaintext else vault.unwrap(self.master_key(), blob, label)
 
     def hold(self, session_id: str, key: bytes | None) -> None:
         """Keep ``key`` as the data key of ``session_id`` (nothing if None)."""
