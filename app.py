@@ -14,6 +14,7 @@ import streamlit as st
 import analysis  # noqa: F401  (pyannote telemetry off)
 from analysis.dashboard.record import record_page, recover_once
 from analysis.dashboard.review import session_page, session_picker
+from analysis.dashboard.sessions import sessions_page
 from analysis.dashboard.vault import session_actions, vault_gate, withdrawal_action
 from analysis.dashboard.walkthrough import active_walkthrough, walkthrough_page
 from capture.store import Store
@@ -34,8 +35,12 @@ def main() -> None:
         return
     st.sidebar.title("Playback")
     recover_once(store)
-    if st.sidebar.radio("Page", ["Review", "Record"], key="page", horizontal=True) == "Record":
+    page = st.sidebar.radio("Page", ["Review", "Sessions", "Record"], key="page", horizontal=True)
+    if page == "Record":
         record_page(store)
+        return
+    if page == "Sessions":
+        sessions_page(store)
         return
     if "withdrawn_notice" in st.session_state:
         st.info(st.session_state.pop("withdrawn_notice"))

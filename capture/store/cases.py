@@ -71,8 +71,7 @@ class Cases:
 
     def sessions(self, case_id: str) -> list[SessionRow]:
         """The case's sessions, oldest first (the order trends are read in)."""
-        return sorted((r for r in self.index.list_sessions() if r.case_id == case_id),
-                      key=lambda r: (r.created_utc, r.session_id))
+        return self.index.case_sessions(case_id)
 
     def assign(self, session_id: str, case_id: str | None) -> None:
         """Put a session in a case (None: take it out of its case)."""

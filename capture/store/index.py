@@ -191,6 +191,13 @@ class Index:
         self.session_row(session_id)
         self._execute("UPDATE sessions SET case_id=? WHERE session_id=?", case_id, session_id)
 
+    def case_sessions(self, case_id: str) -> list[SessionRow]:
+        """The sessions of ``case_id``, oldest first (in the order they were made)."""
+        with contextlib.closing(self.connect()) as con:
+            rows = con.execute(f"SELECT {_ROW} FROM sessions WHERE case_id=? ORDER BY created_utc, rowid",
+                               (case_id,)).fetchall()
+        return [SessionRow(*row) for row in rows]
+
     # ----- cases: sealed rows ---------------------------------------------------------------------
     def case_rows(self) -> list[tuple[str, str, bytes]]:
         """``(case id, created UTC, sealed details)`` of every case, oldest first."""
