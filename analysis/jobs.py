@@ -18,6 +18,8 @@ import sys
 import time
 from pathlib import Path
 
+from analysis.pipeline import STAGES, analyze
+from capture.errors import PlaybackError, one_line
 from capture.store import Store
 
 JOBS_DIR = "jobs"
@@ -86,10 +88,6 @@ def start_analysis(store: Store, session_id: str) -> dict:
 
 def run_job(root: Path, session_id: str, key: bytes | None) -> int:
     """The worker: analyse ``session_id`` with its data key only, writing progress as it goes."""
-    from analysis.cli import one_line
-    from analysis.pipeline import STAGES, analyze
-    from capture.errors import PlaybackError
-
     path = job_path(root, session_id)
     order = [stage.name for stage in STAGES]
     status = {"state": RUNNING, "pid": os.getpid(), "stage": "starting", "fraction": 0.0, "message": ""}

@@ -43,3 +43,9 @@ class AuditError(PlaybackError):
 
 class StoreIndexMissingError(PlaybackError):
     """The store's index (which holds the session keys) is missing while sessions exist."""
+
+
+def one_line(exc: BaseException) -> str:
+    """An unexpected exception as one readable line: its class name and message."""
+    message = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {message}" if message else type(exc).__name__

@@ -35,7 +35,7 @@ from analysis.cli.capture import cmd_import as import_command
 from analysis.cli.vault import add_commands, open_store
 from analysis.export import export, write_export
 from analysis.pipeline import analyze
-from capture.errors import PlaybackError
+from capture.errors import PlaybackError, one_line
 from capture.ingest import SAMPLE_VIDEO, import_media
 from capture.live.recovery import recover_interrupted
 from capture.media import sha256_file
@@ -279,12 +279,6 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"playback: {one_line(exc)}", file=sys.stderr)
         return 2
-
-
-def one_line(exc: BaseException) -> str:
-    """An unexpected exception as one readable line: its class name and message."""
-    message = " ".join(str(exc).split())
-    return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
 
 
 if __name__ == "__main__":
