@@ -20,6 +20,7 @@ from capture.ingest import import_media
 from capture.store import Case, SessionRow, Store
 
 PROGRESS_EVERY_S = 2.0
+TREND_HEIGHT = 240            # pixels of one trend plot
 
 
 def sessions_page(store: Store) -> None:
@@ -38,7 +39,8 @@ def sessions_page(store: Store) -> None:
             st.subheader(case.name)
             st.caption(f"{', '.join(case.people)} · {len(mine)} session(s) · case id {case.case_id}")
             sessions_table(store, mine)
-            trends_panel(store, case)
+            if mine:
+                trends_panel(store, case)
     loose = [r for r in rows if r.case_id is None]
     if loose:
         with st.container(border=True):
@@ -100,19 +102,20 @@ def sessions_table(store: Store, rows: list[SessionRow], *, cases: list[Case] | 
     if not rows:
         st.caption("No sessions in this case yet.")
         return
-    widths = [2, 2, 1, 2, 4, 1]
+    widths = [1, 3, 2, 1, 2, 4, 2]
     header = st.columns(widths)
-    for col, title in zip(header, ("date", "status", "length", "kept until", "analysis", "")):
+    for col, title in zip(header, ("", "date (UTC)", "status", "length", "kept until", "analysis", "")):
         col.markdown(f"**{title}**")
-    for row in rows:
+    for number, row in enumerate(rows, start=1):
         cols = st.columns(widths, vertical_alignment="center")
-        cols[0].write(row.created_utc[:16].replace("T", " "))
-        cols[1].write(row.status)
-        cols[2].write(format_clock(row.duration_s) if row.duration_s else "–")
-        cols[3].write(row.retention_until or "–")
-        with cols[4]:
+        cols[0].write(f"{number}")
+        cols[1].write(row.created_utc[:16].replace("T", " "))
+        cols[2].write(row.status)
+        cols[3].write(format_clock(row.duration_s) if row.duration_s else "–")
+        cols[4].write(row.retention_until or "–")
+        with cols[5]:
             analysis_cell(store, row.session_id)
-        cols[5].button("Review", key=f"open-{row.session_id}", on_click=open_in_review, args=(row.session_id,))
+        cols[6].button("Open review", key=f"open-{row.session_id}", on_click=open_in_review, args=(row.session_id,))
         if cases:
             names = {c.case_id: c.name for c in cases}
             choice = st.selectbox(f"Put session {row.session_id} in a case", [None] + list(names),
@@ -153,31 +156,37 @@ def analysis_cell(store: Store, session_id: str) -> None:
 
 def trends_panel(store: Store, case: Case) -> None:
     """The case's measures across its analysed sessions, one small plot per measure."""
+    # drawn only when shown: a plot laid out inside a closed expander comes out squashed
+    if not st.toggle("Trends across sessions", key=f"trends-{case.case_id}"):
+        return
     trends = case_trends(store, case.case_id)
-    with st.expander("Trends across sessions"):
-        if trends.empty or trends.session_no.nunique() < 1:
+    with st.container():
+        if trends.empty:
             st.caption("No analysed sessions yet.")
             return
         if trends.session_no.nunique() == 1:
             st.caption("One analysed session so far: the plots show change once there are two.")
         columns = st.columns(2)
         for i, (measure, (title, _unit)) in enumerate(MEASURES.items()):
-            chart = trend_chart(trends[trends.measure == measure], title)
+            chart = trend_chart(trends[trends.measure == measure])
             if chart is not None:
+                columns[i % 2].markdown(f"**{title}**")
                 columns[i % 2].altair_chart(chart, width="stretch")
         st.caption("Each point is one session. A missing point means it was not measured for that person "
                    "(not present, or no consent to analyse their voice or face), not that it was zero.")
 
 
-def trend_chart(rows: pd.DataFrame, title: str) -> alt.Chart | None:
+def trend_chart(rows: pd.DataFrame) -> alt.Chart | None:
     """One measure: a line per person over session number (date in the tooltip)."""
     rows = rows.dropna(subset=["value"])
     if rows.empty:
         return None
     share = rows.measure.iloc[0] == "talk_share"
-    return alt.Chart(rows, title=title).mark_line(point=alt.OverlayMarkDef(size=60)).encode(
-        x=alt.X("session_no:O", title="session", axis=alt.Axis(labelAngle=0)),
-        y=alt.Y("value:Q", title=None, axis=alt.Axis(format=".0%" if share else "~s")),
-        color=alt.Color("person:N", title=None, legend=alt.Legend(orient="top")),
+    return alt.Chart(rows).mark_line(point=alt.OverlayMarkDef(size=60)).encode(
+        x=alt.X("session_no:Q", title="session", axis=alt.Axis(tickMinStep=1, format="d"),
+                scale=alt.Scale(domain=[0.8, max(float(rows.session_no.max()), 1.0) + 0.2], nice=False)),
+        y=alt.Y("value:Q", title=None, axis=alt.Axis(format=".0%" if share else ",.2~f"),
+                scale=alt.Scale(zero=True)),
+        color=alt.Color("person:N", title=None, legend=alt.Legend(orient="right"), scale=alt.Scale(scheme="dark2")),
         tooltip=["person", "date", alt.Tooltip("value:Q", format=".0%" if share else ".1f")],
-    ).properties(height=200)
+    ).properties(height=TREND_HEIGHT)
