@@ -100,8 +100,8 @@ def run_job(root: Path, session_id: str, key: bytes | None) -> int:
             last[0] = time.monotonic()
             _write(path, status)
 
-    store = Store(root, from_env=False)
-    store.keys.hold(session_id, key)
+    store = Store.for_one_session(root, session_id, key)
+    store.remove_temporary(session_id)           # leftovers of a worker killed mid-write
     try:
         analyze(store, session_id, hook=hook)
     except PlaybackError as exc:

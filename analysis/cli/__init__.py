@@ -3,7 +3,7 @@
     playback import MEDIA --participants "Alex,Sam" [--store DIR]   prints the new session id last
     playback record --participants "Alex,Sam" [--camera N] [--mic NAME] [--simulate]   consent first
     playback withdraw SESSION_ID --participant NAME | consent SESSION_ID | devices | recover
-    playback analyze SESSION_ID                                       runs every stage (skips unchanged)
+    playback analyze SESSION_ID [SESSION_ID ...] [--workers N]      runs every stage (skips unchanged)
     playback export SESSION_ID --format rttm|csv|eaf --out PATH
     playback sessions                                                 lists sessions
     playback cases | case new NAME --people "Alex,Sam" | case assign SESSION_ID CASE_ID
@@ -33,6 +33,7 @@ from analysis.cli.capture import add_commands as add_capture_commands
 from analysis.cli.capture import add_import_arguments
 from analysis.cli.capture import cmd_import as import_command
 from analysis.cli.vault import add_commands, open_store
+from analysis.executor import executor_from_environment
 from analysis.export import export, write_export
 from analysis.pipeline import analyze
 from capture.errors import PlaybackError, one_line
@@ -85,9 +86,12 @@ def _tqdm_hook():
 
 
 def cmd_analyze(args) -> int:
+    if len(args.session_ids) > 1:
+        return analyze_many(_store(args), args.session_ids, args.workers)
+    session_id = args.session_ids[0]
     hook, close = _tqdm_hook()
     try:
-        records = analyze(_store(args), args.session_id, hook=hook, force=args.force)
+        records = analyze(_store(args), session_id, hook=hook, force=args.force)
     finally:
         close()
     for record in records:
@@ -95,8 +99,18 @@ def cmd_analyze(args) -> int:
         if record.get("repaired"):
             state += f", re-run because {', '.join(record['repaired'])} failed its integrity check"
         print(f"  {record['stage']:<12} {state}", file=sys.stderr)
-    print(f"Analysed session {args.session_id}.", file=sys.stderr)
+    print(f"Analysed session {session_id}.", file=sys.stderr)
     return 0
+
+
+def analyze_many(store: Store, session_ids: list[str], workers: int | None) -> int:
+    """Several sessions at once: a local process pool, or the Dask cluster named by
+    PLAYBACK_DASK_SCHEDULER (analysis/executor.py)."""
+    outcomes = executor_from_environment(workers).analyse(store, session_ids)
+    for outcome in outcomes:
+        state = f"analysed in {outcome.seconds:.0f} s" if outcome.ok else f"failed: {outcome.message}"
+        print(f"  {outcome.session_id}  {state}", file=sys.stderr)
+    return 0 if all(o.ok for o in outcomes) else 2
 
 
 def cmd_export(args) -> int:
@@ -241,9 +255,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("import", cmd_import, "import a recording (or per-person audio tracks) as a new session")
     add_import_arguments(p)
     add_capture_commands(add, _store)
-    p = add("analyze", cmd_analyze, "run every analysis stage")
-    p.add_argument("session_id")
-    p.add_argument("--force", action="store_true", help="re-run stages even if unchanged")
+    p = add("analyze", cmd_analyze, "run every analysis stage (of several sessions at once, in parallel)")
+    p.add_argument("session_ids", nargs="+", metavar="SESSION_ID")
+    p.add_argument("--force", action="store_true", help="re-run stages even if unchanged (one session)")
+    p.add_argument("--workers", type=int, default=None, help="local worker processes for several sessions (default 2)")
     p = add("export", cmd_export, "export speaker turns (rttm), all events (csv) or an ELAN file (eaf)")
     p.add_argument("session_id")
     p.add_argument("--format", choices=["rttm", "csv", "eaf"], required=True)

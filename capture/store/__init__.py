@@ -115,6 +115,15 @@ class Store:
         self.retention = Retention(self.index, self.files, forget_key=self.keys.forget, audit=self.audit,
                                    clock=_clock)
 
+    @classmethod
+    def for_one_session(cls, root: Path | str, session_id: str, data_key: bytes | None) -> "Store":
+        """A store that can read and write ``session_id`` only: an analysis worker's. It holds
+        that session's data key and never the passphrase or the master key (None: a plaintext
+        store, the encryption benchmark's)."""
+        store = cls(root, from_env=False, role="system", _plaintext=data_key is None)
+        store.keys.hold(session_id, data_key)
+        return store
+
     # ----- index -------------------------------------------------------------------------------
     def list_sessions(self) -> list[SessionRow]:
         """All sessions, newest first (ids, dates and status only: no key needed)."""
