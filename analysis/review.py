@@ -355,3 +355,115 @@ def walkthrough_playlist(review: Review, decisions: dict, walkthrough: dict, add
             people=ev.names_list([names[p] for p in people]) if people else "You")
         rows.append((m.event_id, float(m.start_s), float(m.end_s), people, intro))
     return pd.DataFrame(rows, columns=["moment_id", "start_s", "end_s", "people", "intro"])
+
+
+# ----- the timeline at session scale: a detail window, an overview, the metrics as plots ----
+WINDOW_STEP_S = 15.0          # the window's start moves in steps of this many seconds
+DETAIL_MAX_ROWS = 1500        # at most this many bars in the detail timeline (merged beyond)
+SPEECH_LAYERS = (KIND_TITLES["speech_turn"], KIND_TITLES["backchannel"])
+
+
+def default_window_s(duration_s: float) -> float:
+    """The detail window's default width (s): 5 minutes for a session over 10 minutes, else all of it."""
+    return 300.0 if duration_s > 600.0 else float(duration_s)
+
+
+def timeline_window(duration_s: float, width_s: float, start_s: float) -> tuple[float, float]:
+    """The detail window ``(start_s, end_s)`` (s): ``width_s`` wide from ``start_s``, kept inside
+    ``[0, duration_s]``."""
+    width_s = min(max(float(width_s), 1.0), float(duration_s))
+    start_s = min(max(float(start_s), 0.0), float(duration_s) - width_s)
+    return start_s, start_s + width_s
+
+
+def window_start_for(position_s: float, width_s: float, duration_s: float, *, step_s: float = WINDOW_STEP_S) -> float:
+    """A window start (s, a multiple of ``step_s``) that puts ``position_s`` about a fifth of the
+    way into a ``width_s`` window, inside the session."""
+    start = max(0.0, min(float(position_s) - width_s / 5, float(duration_s) - width_s))
+    return float(np.floor(start / step_s) * step_s)
+
+
+def window_rows(rows: pd.DataFrame, start_s: float, end_s: float, *, max_rows: int = DETAIL_MAX_ROWS) -> pd.DataFrame:
+    """The :func:`timeline_rows` overlapping ``[start_s, end_s]`` (s), with a column ``n`` (bars
+    drawn as this one). Beyond ``max_rows``, bars of one lane and layer closer than a gap are
+    merged into one (``label`` "N bars"; the gap, window/1000 s at first, doubles until they fit)."""
+    out = rows[(rows.end_s > start_s) & (rows.start_s < end_s)].sort_values(["lane", "layer", "start_s"])
+    out = out.assign(n=1).reset_index(drop=True)
+    gap = (end_s - start_s) / 1000
+    while len(out) > max_rows:
+        out = _merge_close(out, gap)
+        gap *= 2
+    return out
+
+
+def _merge_close(rows: pd.DataFrame, gap_s: float) -> pd.DataFrame:
+    """Rows sorted by lane, layer, start_s with neighbours of one lane and layer less than
+    ``gap_s`` (s) apart merged."""
+    key = rows.lane + "\x00" + rows.layer
+    reach = rows.groupby(key, sort=False).end_s.cummax()
+    new = (key != key.shift()) | (rows.start_s > reach.shift() + gap_s)
+    block = new.cumsum()
+    merged = rows.groupby(block, sort=False).agg(
+        lane=("lane", "first"), layer=("layer", "first"), start_s=("start_s", "first"), end_s=("end_s", "max"),
+        label=("label", "first"), explanation=("explanation", "first"), n=("n", "sum"))
+    many = merged.n > 1
+    merged.loc[many, "label"] = merged.n[many].astype(str) + " bars"
+    merged.loc[many, "explanation"] = "Several close together: narrow the window to see each."
+    return merged.reset_index(drop=True)
+
+
+def overview_density(rows: pd.DataFrame, duration_s: float, *, bins: int = 300, grid_s: float = 0.1) -> pd.DataFrame:
+    """How much of each time bin each lane was speaking (speech turns and backchannels, each
+    moment counted once): ``lane, start_s, end_s`` (the bin, s) and ``speech`` (share of the
+    bin, 0-1), every bin of every lane that spoke. ``bins`` bins over ``[0, duration_s]``."""
+    columns = ["lane", "start_s", "end_s", "speech"]
+    speech = rows[rows.layer.isin(SPEECH_LAYERS)]
+    if speech.empty or duration_s <= 0:
+        return pd.DataFrame(columns=columns)
+    bin_s = float(duration_s) / bins
+    per_bin = max(1, int(round(bin_s / grid_s)))
+    cells = bins * per_bin
+    cell_s = float(duration_s) / cells
+    out = []
+    for lane, own in speech.groupby("lane", sort=False):
+        covered = np.zeros(cells + 1, np.int32)         # +1 at each start, -1 after each end
+        first = np.clip((own.start_s.to_numpy() / cell_s).astype(int), 0, cells)
+        last = np.clip(np.ceil(own.end_s.to_numpy() / cell_s).astype(int), 0, cells)
+        np.add.at(covered, first, 1)
+        np.add.at(covered, last, -1)
+        share = (np.cumsum(covered)[:cells] > 0).reshape(bins, per_bin).mean(axis=1)
+        edges = np.arange(bins) * bin_s
+        out.append(pd.DataFrame({"lane": lane, "start_s": edges, "end_s": edges + bin_s, "speech": share}))
+    return pd.concat(out, ignore_index=True)[columns]
+
+
+def overview_marks(rows: pd.DataFrame) -> pd.DataFrame:
+    """The :func:`timeline_rows` that are not speech (interruptions, raised voices,
+    expressions, ...), one mark each at its ``start_s`` (s): ``lane, layer, start_s, end_s, label``."""
+    marks = rows[~rows.layer.isin(SPEECH_LAYERS + (KIND_TITLES["overlap"],))]
+    return marks[["lane", "layer", "start_s", "end_s", "label"]].reset_index(drop=True)
+
+
+def interruption_cells(matrix: pd.DataFrame) -> pd.DataFrame:
+    """Who interrupts whom as heatmap cells, one per ordered pair of different people:
+    ``interrupter, interrupted, count`` (n people give n*(n-1) rows)."""
+    cells = [(a, b, int(matrix.loc[a, b])) for a in matrix.index for b in matrix.columns if a != b]
+    return pd.DataFrame(cells, columns=["interrupter", "interrupted", "count"])
+
+
+def turn_length_summary(review: Review) -> pd.DataFrame:
+    """Each person's speech-turn lengths as a box: ``name, turns, q1_s, median_s, q3_s, low_s,
+    high_s`` (whiskers: the furthest turn within 1.5 box lengths) and ``longest_s``, in seconds;
+    people who never took a turn are left out."""
+    columns = ["name", "turns", "q1_s", "median_s", "q3_s", "low_s", "high_s", "longest_s"]
+    turns = review.events[review.events.kind == "speech_turn"]
+    lengths = (turns.end_s.astype(float) - turns.start_s.astype(float)).groupby(turns.participant_name)
+    rows = []
+    for name in review.names.values():
+        if name not in lengths.groups:
+            continue
+        x = lengths.get_group(name).to_numpy()
+        q1, med, q3 = np.percentile(x, [25, 50, 75])
+        reach = 1.5 * (q3 - q1)
+        rows.append((name, len(x), q1, med, q3, x[x >= q1 - reach].min(), x[x <= q3 + reach].max(), x.max()))
+    return pd.DataFrame(rows, columns=columns)
