@@ -58,6 +58,21 @@ def sample_session(tmp_path_factory):
     return store, session_id, records
 
 
+def unlocked_app(page: str | None = None):
+    """The dashboard (``app.py``) in Streamlit's AppTest, unlocked with :data:`TEST_PASSPHRASE`,
+    on ``page`` (the sidebar's choice) if given; the store is ``$PLAYBACK_STORE``."""
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    at.run()
+    at.text_input(key="vault_passphrase").input(TEST_PASSPHRASE)
+    at.button[0].click().run()
+    if page:
+        at.radio(key="page").set_value(page).run()
+    assert not at.exception, at.exception
+    return at
+
+
 def launch_chromium(playwright):
     """Debian's headless Chromium (Playwright cannot download its own browser here), with no
     background network traffic."""

@@ -8,23 +8,16 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import ARTIFACTS, ROOT, TEST_PASSPHRASE, dashboard_server, launch_chromium, listening_sockets
+from conftest import ARTIFACTS, ROOT, TEST_PASSPHRASE, dashboard_server, launch_chromium, listening_sockets, unlocked_app
 
 APP = str(ROOT / "app.py")
 
 
 @pytest.fixture
 def app(sample_session, monkeypatch):
-    from streamlit.testing.v1 import AppTest
-
     store, session_id, _ = sample_session
     monkeypatch.setenv("PLAYBACK_STORE", str(store.root))
-    at = AppTest.from_file(APP, default_timeout=120)
-    at.run()
-    at.text_input(key="vault_passphrase").input(TEST_PASSPHRASE)   # the unlock page comes first
-    at.button[0].click().run()
-    assert not at.exception, at.exception
-    return at, session_id
+    return unlocked_app(), session_id          # the unlock page comes first
 
 
 @pytest.mark.slow

@@ -6,24 +6,16 @@ import os
 
 import pytest
 
-from conftest import ARTIFACTS, ROOT, TEST_PASSPHRASE, dashboard_server, launch_chromium
+from conftest import ARTIFACTS, ROOT, TEST_PASSPHRASE, dashboard_server, launch_chromium, unlocked_app
 
 APP = str(ROOT / "app.py")
 
 
 @pytest.fixture
 def record_page(store, monkeypatch):
-    from streamlit.testing.v1 import AppTest
-
     store.list_sessions()
     monkeypatch.setenv("PLAYBACK_STORE", str(store.root))
-    at = AppTest.from_file(APP, default_timeout=120)
-    at.run()
-    at.text_input(key="vault_passphrase").input(TEST_PASSPHRASE)
-    at.button[0].click().run()
-    at.radio(key="page").set_value("Record").run()
-    assert not at.exception, at.exception
-    return at
+    return unlocked_app("Record")
 
 
 def _tick(at, name, scopes):

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import ROOT, TEST_PASSPHRASE
+from conftest import unlocked_app
 
 DURATION_S = 3000.0
 NAMES = ["Alexandra Montgomery", "Samira Okonkwo-Bennett", "Jo", "Christopher Wu", "Maria-Luisa Ferreira",
@@ -303,7 +303,6 @@ def synthetic_app(tmp_path_factory):
     """The dashboard (AppTest) unlocked on a store holding the 50-minute, 6-person session."""
     import os
 
-    from streamlit.testing.v1 import AppTest
 
     from capture.store import Store
 
@@ -313,11 +312,7 @@ def synthetic_app(tmp_path_factory):
     old = os.environ.get("PLAYBACK_STORE")
     os.environ["PLAYBACK_STORE"] = str(store.root)
     try:
-        at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
-        at.run()
-        at.text_input(key="vault_passphrase").input(TEST_PASSPHRASE)
-        at.button[0].click().run()
-        yield at, session_id
+        yield unlocked_app(), session_id
     finally:
         if old is None:
             os.environ.pop("PLAYBACK_STORE", None)

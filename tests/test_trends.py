@@ -12,10 +12,8 @@ from analysis.core import events as ev
 from analysis.jobs import job_status
 from analysis.trends import case_trends, session_measures
 from capture.ingest import import_media
-from conftest import ROOT, TEST_PASSPHRASE
+from conftest import TEST_PASSPHRASE, unlocked_app
 from tests.media_factory import make_media
-
-APP = str(ROOT / "app.py")
 
 
 def write_analysis(store, session_id, events: list[dict], talk: dict, faces_of: list[str]) -> None:
@@ -68,19 +66,12 @@ def test_trends_per_person_across_sessions(store, tmp_path):
 
 @pytest.mark.slow
 def test_sessions_page_lists_cases_starts_analysis_and_draws_trends(tmp_path, monkeypatch):
-    from streamlit.testing.v1 import AppTest
-
     from capture.store import Store
 
     store = Store(tmp_path / "store", TEST_PASSPHRASE).unlock()
     case = store.cases.create("Alex & Sam", ["Alex", "Sam"])
     monkeypatch.setenv("PLAYBACK_STORE", str(store.root))
-    at = AppTest.from_file(APP, default_timeout=120)
-    at.run()
-    at.text_input(key="vault_passphrase").input(TEST_PASSPHRASE)
-    at.button[0].click().run()
-    at.radio(key="page").set_value("Sessions").run()
-    assert not at.exception, at.exception
+    at = unlocked_app("Sessions")
     assert any("Alex & Sam" in s.value for s in at.subheader)
     # a new case from the page
     at.text_input(key="case_name").input("Kim, Lou & Max")
