@@ -1,6 +1,7 @@
 """Audio-visual speaker attribution on composed GRID "couples" (two talking faces side by side).
 
     .venv/bin/python -m benchmarks.audiovisual [--duration 40] [--seeds 0 1] [--couples bbaf2n+lwbsza ...]
+        [--sample-fps 10]
 
 Each couple is composed with ``analysis.evaluation.av_composer.compose_couple`` into a temporary folder,
 then analysed the way the pipeline does it: faces (``analysis.stages.faces.face_frames``, 10 frames/s),
@@ -24,7 +25,7 @@ import pandas as pd
 
 from analysis.evaluation.av_composer import compose_couple, overlap_seconds, right_face_share
 from analysis.evaluation.metrics import der
-from analysis.stages.faces import face_frames
+from analysis.stages.faces import FaceParams, face_frames
 from analysis.stages.speakers.audiovisual import name_speakers
 from analysis.stages.speakers.diarization import diarize_frames
 from capture.media import decode_audio
@@ -37,10 +38,11 @@ os.environ.setdefault("PLAYBACK_MODEL_DIR", str(ROOT.parent / "shared" / "models
 COUPLES = ("bbaf2n+lwbsza", "bbaf2n+id2_vcd_swwp2s", "lwbsza+id2_vcd_swwp2s", "bbaf2n+bbaf2n")
 
 
-def analyse(path: Path, ids: list[str]) -> tuple[pd.DataFrame, pd.DataFrame, str, float, pd.DataFrame]:
+def analyse(path: Path, ids: list[str], face_params: FaceParams = FaceParams()
+            ) -> tuple[pd.DataFrame, pd.DataFrame, str, float, pd.DataFrame]:
     """(named segments, audio-only segments, backend text, seconds, faces table)."""
     started = time.perf_counter()
-    faces = face_frames(path, ids)
+    faces = face_frames(path, ids, params=face_params)
     y = decode_audio(path)
     frames = diarize_frames(y, 16000, n_speakers=len(ids))
     hyp, how = name_speakers(frames, ids, faces)
@@ -54,6 +56,7 @@ def main() -> None:
     ap.add_argument("--duration", type=float, default=40.0)
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     ap.add_argument("--couples", nargs="+", default=list(COUPLES))
+    ap.add_argument("--sample-fps", type=float, default=FaceParams().sample_fps, help="face frames analysed per second")
     ap.add_argument("-v", "--verbose", action="store_true")
     args = ap.parse_args()
     rows = []
@@ -65,7 +68,8 @@ def main() -> None:
                                       seed=seed, duration_s=args.duration)
                 truth = made["truth"]
                 swap = dict(zip(made["ids"], made["ids"][::-1]))
-                hyp, audio_only, how, seconds, faces = analyse(made["path"], made["ids"])
+                hyp, audio_only, how, seconds, faces = analyse(made["path"], made["ids"],
+                                                               FaceParams(sample_fps=args.sample_fps))
                 score = der(truth, hyp, ref_label="participant_id", end_s=made["duration_s"])
                 rows.append({
                     "couple": f"{left}+{right}", "seed": seed, "dur_s": made["duration_s"],
