@@ -21,9 +21,12 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import os
 import platform
 import time
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
+from multiprocessing import get_context
 from typing import Callable, NamedTuple, Protocol
 
 import numpy as np
@@ -182,11 +185,36 @@ def run_faces(s: Session, p: Params, hook: ProgressHook) -> StageResult:
         return StageResult({"faces.parquet": pd.DataFrame(columns=faces.COLUMNS)}, {"skipped": "no face-analysis consent"})
     n = len(s.participant_ids)
     visible = None if len(ids) == n else [(i / n, (i + 1) / n) for i, pid in enumerate(s.participant_ids) if pid in ids]
-    with s.store.open_media(s.id, video) as recording:        # decrypted chunk by chunk as decoded
-        frame = faces.face_frames(recording, ids, origin_s=s.manifest.get("time_origin_s", 0.0),
-                                  params=p.faces, progress=advance, visible=visible)
+    origin = s.manifest.get("time_origin_s", 0.0)
+    stretches = faces.chunks(float(s.manifest["duration_s"] or 0.0), p.faces)
+    key = s.store.keys.data_key(s.id) if len(stretches) > 1 and not s.store.keys.plaintext else None
+    jobs = [(str(s.store.root), s.id, key, video, start, end, len(ids), p.faces, origin, visible) for start, end in stretches]
+    if len(jobs) == 1:
+        detections = _detect_stretch(*jobs[0], progress=advance, store=s.store)
+    else:     # stretches on every core, each in its own process (MediaPipe holds one core each)
+        workers = min(len(jobs), os.cpu_count() or 1)
+        with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
+            parts = []
+            for part in pool.map(_detect_stretch, *zip(*jobs)):
+                parts.append(part)
+                advance(int(len(part.t_s.unique())) if len(part) else 0)
+        detections = pd.concat([part for part in parts if len(part)], ignore_index=True) if any(
+            len(part) for part in parts) else pd.DataFrame()
+    frame = faces.assign_seats(detections, ids)
     return StageResult({"faces.parquet": frame}, {"models": faces.model_versions(), "sample_fps": p.faces.sample_fps,
                                                   "face_consent": ids})
+
+
+def _detect_stretch(root: str, session_id: str, key: bytes | None, rel: str, start_s: float, end_s: float | None,
+                    n_participants: int, params: faces.FaceParams, origin_s: float,
+                    visible: list[tuple[float, float]] | None, *, progress=None, store: Store | None = None
+                    ) -> pd.DataFrame:
+    """Raw face detections of one stretch of a session's video (:func:`faces.detect_faces`),
+    read through ``store`` or, in a worker process, a store holding that session's key only."""
+    store = store or Store.for_one_session(root, session_id, key)
+    with store.open_media(session_id, rel) as recording:        # decrypted chunk by chunk as decoded
+        return faces.detect_faces(recording, n_participants=n_participants, origin_s=origin_s, params=params,
+                                  progress=progress, visible=visible, start_s=start_s, end_s=end_s)
 
 
 def run_speakers(s: Session, p: Params, hook: ProgressHook) -> StageResult:

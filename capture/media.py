@@ -170,7 +170,8 @@ def decode_audio(path: Path | str, *, sr: int = AUDIO_RATE_HZ, mono: bool = True
 
 
 def iter_video_frames(
-    source: Path | str | BinaryIO, *, fps: float, origin_s: float = 0.0
+    source: Path | str | BinaryIO, *, fps: float, origin_s: float = 0.0, start_s: float = 0.0,
+    end_s: float | None = None,
 ) -> Iterator[tuple[float, np.ndarray]]:
     """Yield ``(t_s, rgb)`` at about ``fps`` frames per second, ``rgb`` uint8 of shape (h, w, 3),
     from a media file's path or a seekable binary file (a session's
@@ -178,23 +179,29 @@ def iter_video_frames(
 
     ``t_s`` is each frame's presentation timestamp minus ``origin_s`` (the session's time zero,
     the earliest stream start), so variable frame rate video is sampled correctly. Frames between samples are decoded but
-    not converted.
+    not converted. With ``start_s`` / ``end_s`` (session seconds) only frames with ``start_s <= t_s
+    < end_s`` are yielded (decoding starts at the key frame before ``start_s``); the samples are
+    those a whole-file pass would take when ``start_s`` is a multiple of ``1 / fps``.
     """
     readable = hasattr(source, "read")
     name = "the recording" if readable else Path(source).name
     path = source if readable else str(source)
     step = 1.0 / fps
-    next_t = 0.0
+    next_t = start_s
     try:
         with av.open(path) as container:
             if not container.streams.video:
                 return
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"
+            if start_s > 0:
+                container.seek(int((start_s + origin_s) / stream.time_base), stream=stream, backward=True)
             for frame in container.decode(stream):
                 if frame.pts is None:
                     continue
                 t = float(frame.pts * stream.time_base) - origin_s
+                if end_s is not None and t >= end_s:
+                    return
                 if t + 1e-6 < next_t:
                     continue
                 yield round(t, 4), frame.to_ndarray(format="rgb24")

@@ -41,6 +41,7 @@ class FaceParams:
     sample_fps: float = 10.0        # frames analysed per second of video
     min_detection: float = 0.5      # face detection confidence
     min_presence: float = 0.5       # face presence confidence
+    chunk_s: float = 300.0          # video analysed in stretches of this many seconds, on every core (tracking restarts at each)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -108,16 +109,19 @@ def blank_outside(rgb: np.ndarray, visible: list[tuple[float, float]] | None) ->
 def detect_faces(
     video, *, n_participants: int, origin_s: float = 0.0, params: FaceParams = FaceParams(),
     progress: Callable[[int], None] | None = None, visible: list[tuple[float, float]] | None = None,
+    start_s: float = 0.0, end_s: float | None = None,
 ) -> pd.DataFrame:
     """Raw detections from ``video`` (a path or a seekable binary file): one row per face per
     sampled frame, columns ``t_s, face_x, face_y, face_w`` (centre and width as fractions of
     the frame), pose and blendshapes. With
-    ``visible``, only those horizontal bands of each frame reach the model (consent scopes)."""
+    ``visible``, only those horizontal bands of each frame reach the model (consent scopes);
+    with ``start_s`` / ``end_s`` (s), only that stretch of the video (one chunk of a session)."""
     mp, landmarker = _landmarker(max(n_participants, 1), params)
     rows = []
     last_ms = -1
     with landmarker:
-        for t_s, rgb in iter_video_frames(video, fps=params.sample_fps, origin_s=origin_s):
+        for t_s, rgb in iter_video_frames(video, fps=params.sample_fps, origin_s=origin_s, start_s=start_s,
+                                          end_s=end_s):
             rgb = blank_outside(rgb, visible)
             ts_ms = max(int(round(t_s * 1000)), last_ms + 1)  # VIDEO mode needs increasing times
             last_ms = ts_ms
@@ -134,6 +138,15 @@ def detect_faces(
             if not result.face_landmarks:
                 rows.append({"t_s": t_s})
     return pd.DataFrame(rows)
+
+
+def chunks(duration_s: float, params: FaceParams) -> list[tuple[float, float | None]]:
+    """``(start_s, end_s)`` stretches of ``params.chunk_s`` seconds covering ``duration_s`` (the
+    last one open-ended); each starts on the sampling grid, so together they sample the frames a
+    single pass would. The split depends on the length only, never on the number of cores."""
+    step = params.chunk_s if params.chunk_s > 0 else float("inf")
+    starts = [k * step for k in range(int(np.ceil(max(duration_s, 1e-9) / step)))] if np.isfinite(step) else [0.0]
+    return [(start, starts[i + 1] if i + 1 < len(starts) else None) for i, start in enumerate(starts)]
 
 
 def assign_seats(detections: pd.DataFrame, participant_ids: list[str]) -> pd.DataFrame:
