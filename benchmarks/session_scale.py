@@ -13,8 +13,9 @@ Each length then runs in a fresh child process: a new store in a temporary folde
 imported as "Alex,Sam" (``capture.ingest.import_media``), then ``analysis.pipeline.analyze``.
 The child marks where each stage starts (its ``run`` is wrapped in the child only) and, with
 the kernel's peak-RSS counter reset at every mark (/proc/self/clear_refs), reports each phase's
-peak resident memory (VmHWM) and CPU seconds; the parent also samples the child's VmRSS every
-0.2 s and attributes each sample to the phase running. A stage's time runs from the start of
+peak resident memory (VmHWM) and CPU seconds (its worker processes' included once they end);
+the parent also samples the resident memory of the child and every process it started (the
+faces stage's workers), summed, every 0.2 s, and attributes each sample to the phase running. A stage's time runs from the start of
 its ``run`` to the start of the next one, so it includes writing its tables and run record
 (``derived/<stage>.run.json`` records ``seconds`` for ``run`` alone, shown beside it).
 
@@ -149,12 +150,22 @@ def measure(video: Path, log: Path) -> dict:
         current, sampled = ["startup"], {}
 
         def sample() -> None:
+            """Resident memory of the child and of every process it started (the faces stage's
+            workers), summed, every 0.2 s."""
+            import psutil
+
+            root = psutil.Process(proc.pid)
             while proc.poll() is None:
                 try:
-                    rss = next(int(line.split()[1]) for line in open(f"/proc/{proc.pid}/status")
-                               if line.startswith("VmRSS"))
+                    tree = [root, *root.children(recursive=True)]
+                    rss = 0
+                    for member in tree:
+                        try:
+                            rss += member.memory_info().rss // 1024
+                        except psutil.Error:
+                            pass
                     sampled[current[0]] = max(sampled.get(current[0], 0), rss)
-                except (OSError, StopIteration):
+                except psutil.Error:
                     pass
                 time.sleep(0.2)
 
