@@ -311,10 +311,8 @@ def moments_list(store: Store, review: Review) -> None:
         entry = decisions.get(m.event_id, {})
         decision = entry.get("decision")
         left, right = listing.columns([1, 3], vertical_alignment="top")
-        if left.button(f"▶ {format_clock(m.start_s)}", key=f"jump-{m.event_id}",
-                       help=f"Play from {m.start_s:.1f} s", width="stretch"):
-            st.session_state.position_s = float(m.start_s)
-            st.rerun()
+        left.button(f"▶ {format_clock(m.start_s)}", key=f"jump-{m.event_id}", help=f"Play from {m.start_s:.1f} s",
+                    width="stretch", on_click=_play_from, args=(float(m.start_s),))
         tag = KIND_TITLES.get(m.kind, m.kind) + "".join(
             f" · {str(detail).replace('_', ' ')}" for detail in (m.outcome, m.style, m.expression)
             if isinstance(detail, str) and detail)
@@ -519,6 +517,29 @@ def thresholds_panel(review: Review) -> None:
             st.table(rows.drop(columns="stage").set_index("setting"))
 
 
+def _play_from(t_s: float) -> None:
+    """A moment's ▶: the video plays from ``t_s`` (s). Only the player and the moments rerun
+    (:func:`player_and_moments`), so the click reaches the video without redrawing the charts."""
+    st.session_state.position_s = t_s
+
+
+@st.fragment
+def player_and_moments(store: Store, review: Review) -> None:
+    """The video at the chosen position, beside the moments list."""
+    position = float(st.session_state.get("position_s", 0.0))
+    video_col, moments_col = st.columns([3, 2])
+    with video_col:
+        media = review.manifest["media"]
+        rel = media.get("video") or media.get("original")
+        st.video(media_url(store, review.session_id, rel), start_time=int(position))
+        note_access(store, review.session_id, "play")
+        st.caption(f"Playing from {position:.1f} s")
+        if review.face_coverage:
+            st.caption("Faces found in sampled frames: " + ", ".join(f"{n} {c:.0%}" for n, c in review.face_coverage.items()))
+    with moments_col:
+        moments_list(store, review)
+
+
 def session_page(store: Store, session_id: str) -> None:
     try:
         review = load_review(store, session_id)
@@ -535,18 +556,8 @@ def session_page(store: Store, session_id: str) -> None:
     if st.session_state.get("position_for") != session_id:
         st.session_state.position_s = 0.0
         st.session_state.position_for = session_id
+    player_and_moments(store, review)
     position = float(st.session_state.get("position_s", 0.0))
-    video_col, moments_col = st.columns([3, 2])
-    with video_col:
-        media = review.manifest["media"]
-        rel = media.get("video") or media.get("original")
-        st.video(media_url(store, session_id, rel), start_time=int(position))
-        note_access(store, session_id, "play")
-        st.caption(f"Playing from {position:.1f} s")
-        if review.face_coverage:
-            st.caption("Faces found in sampled frames: " + ", ".join(f"{n} {c:.0%}" for n, c in review.face_coverage.items()))
-    with moments_col:
-        moments_list(store, review)
     st.subheader("Timeline")
     window = timeline_section(review, position)
     people = st.session_state.get(f"timeline_people-{session_id}")

@@ -1,0 +1,103 @@
+"""The review page at the scale of a real session, measured in headless Chromium.
+
+    .venv/bin/python -m benchmarks.review_page [--rounds 3]
+
+Two synthetic 50-minute sessions are written into a temporary store
+(:mod:`analysis.evaluation.synthetic_review`: a two-person and a six-person session, every kind of
+event, a small generated video); the real ``playback dashboard`` is started on it and driven by
+Playwright. For each session and round it prints: the first render (click the session in the
+sidebar until the title shows and every chart has drawn), click-to-seek for a moment's ▶ button
+and for a timeline bar (click until the browser's ``<video>`` reports the new ``currentTime``),
+and at the end the dashboard server's resident memory.
+
+Targets (from the project's issue): first render at most 2 s, click-to-seek at most 300 ms.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PASSPHRASE = "benchmark passphrase (not a secret)"
+CHARTS_DRAWN = ("() => { const c = document.querySelectorAll(\"[data-testid='stVegaLiteChart']\");"
+                " return c.length >= %d && [...c].every(e => e.querySelector('canvas, svg')); }")
+IDLE = "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')"
+VIDEO_AT = "() => { const v = document.querySelector('video'); return v && Math.abs(v.currentTime - %f) < 1.5; }"
+
+
+def rss_mb(pid: int) -> float:
+    """Resident memory (MB) of ``pid`` and its children (the Streamlit server under the CLI)."""
+    import psutil
+
+    proc = psutil.Process(pid)
+    return sum(p.memory_info().rss for p in [proc, *proc.children(recursive=True)]) / 1e6
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    os.environ.setdefault("PLAYBACK_AUDIT_ANCHOR_DIR", tempfile.mkdtemp(prefix="playback-anchors-"))
+    sys.path.insert(0, str(ROOT / "tests"))
+    from conftest import dashboard_server, launch_chromium   # the tests' real server and browser
+    from playwright.sync_api import sync_playwright
+
+    from analysis.evaluation.synthetic_review import NAMES, synthetic_store_session
+    from capture.store import Store
+
+    print("command: python -m benchmarks.review_page " + " ".join(sys.argv[1:]))
+    print(f"{os.cpu_count()} cores; load average {os.getloadavg()[0]:.1f} at start")
+    with tempfile.TemporaryDirectory(prefix="playback-review-") as tmp:
+        store = Store(Path(tmp) / "store", PASSPHRASE).unlock()
+        sessions = {6: synthetic_store_session(store, Path(tmp), NAMES),
+                    2: synthetic_store_session(store, Path(tmp), NAMES[:2])}
+        env = {k: v for k, v in os.environ.items() if k != "PLAYBACK_PASSPHRASE"}
+        results = {n: {"render": [], "moment": [], "bar": []} for n in sessions}
+        with dashboard_server(store.root, env=env) as port, sync_playwright() as pw:
+            browser = launch_chromium(pw)
+            page = browser.new_page(viewport={"width": 1400, "height": 2400})
+            page.goto(f"http://127.0.0.1:{port}/", wait_until="networkidle")
+            page.get_by_label("Passphrase").fill(PASSPHRASE)
+            page.get_by_role("button", name="Unlock").click()
+            page.get_by_text("Who talked, who interrupted").wait_for(timeout=120_000)
+            page.wait_for_function(IDLE, timeout=120_000)
+            for rnd in range(args.rounds + 1):            # round 0 warms caches and is not counted
+                for people, sid in sessions.items():
+                    started = time.perf_counter()
+                    page.get_by_text(sid, exact=False).first.click()
+                    page.get_by_text(f"Session {sid}").wait_for(timeout=60_000)
+                    page.wait_for_function(CHARTS_DRAWN % 4, timeout=60_000)
+                    page.wait_for_function(IDLE, timeout=60_000)
+                    render = time.perf_counter() - started
+                    page.wait_for_timeout(800)
+                    button = page.get_by_role("button", name="▶").nth(2 + rnd)
+                    minutes, seconds = button.inner_text().split()[-1].split(":")
+                    target = int(minutes) * 60 + int(seconds)
+                    started = time.perf_counter()
+                    button.click()
+                    page.wait_for_function(VIDEO_AT % target, timeout=30_000)
+                    moment = time.perf_counter() - started
+                    page.wait_for_function(IDLE, timeout=60_000)
+                    if rnd:
+                        results[people]["render"].append(render)
+                        results[people]["moment"].append(moment)
+                    print(f"round {rnd} {people} people: first render {render:.2f} s, moment click -> video "
+                          f"{moment * 1000:.0f} ms", flush=True)
+            browser.close()
+            memory = rss_mb(next(p.pid for p in __import__("psutil").Process().children(recursive=True)
+                                 if "analysis.cli" in " ".join(p.cmdline())))
+    print("\n| people | first render s (median, max) | moment click -> video ms (median, max) |")
+    print("|---|---|---|")
+    for people, r in results.items():
+        print(f"| {people} | {statistics.median(r['render']):.2f}, {max(r['render']):.2f} | "
+              f"{1000 * statistics.median(r['moment']):.0f}, {1000 * max(r['moment']):.0f} |")
+    print(f"\ndashboard server resident memory after the rounds: {memory:.0f} MB")
+
+
+if __name__ == "__main__":
+    main()
