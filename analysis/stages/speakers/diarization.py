@@ -42,6 +42,31 @@ from capture.errors import ModelUnavailableError
 
 
 @dataclass(frozen=True)
+class Segmentation3Params:
+    """Parameters of the segmentation-3.0 + CAM++ backend (seconds unless named otherwise);
+    chosen once on all 13 shared AMI files (benchmarks/diarization.py), never per file."""
+
+    step_s: float = 2.0               # hop of the 10 s segmentation windows (1.0, pyannote's own,
+                                      # scores 25.6 % pooled instead of 27.2 % but costs 2-6x more)
+    embedding: str = "campplus"       # "campplus" or "ge2e" (Resemblyzer, for comparison)
+    exclude_overlap: bool = True      # embed a local speaker's clean (non-overlapped) frames when
+                                      # there are at least min_embedding_s of them
+    min_embedding_s: float = 0.5      # shortest speech that is embedded (less: that local speaker
+                                      # is left out of clustering and assigned afterwards)
+    threshold: float = 0.8            # agglomerative clustering: cosine distance between centroids
+                                      # below which two clusters merge (best pooled of 0.3-1.0)
+    method: str = "centroid"          # linkage (pyannote 3.1's)
+    min_cluster_size: int = 12        # smaller clusters join their nearest large one (pyannote 3.1's)
+    count: str = "max"                # participant count as "max" (at most) or "exact" number of
+                                      # voices ("max" scored better on the 13 AMI files)
+    min_duration_off: float = 0.0     # pauses shorter than this inside one speaker's turn are filled
+    batch: int = 16                   # segmentation windows per forward pass
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
 class DiarizationParams:
     """Parameters of the embedded backend (seconds unless named otherwise)."""
 
@@ -77,6 +102,10 @@ class DiarizationParams:
     min_enrolment_similarity: float = 0.5  # a voice cluster less similar (cosine) than this to every
                                       # enrolment voice print stays unnamed
     overlap: OverlapParams = OverlapParams()  # overlapped speech detection (analysis/stages/speakers/overlap.py)
+    backend: str = "embedded"         # single-microphone backend: "embedded" (this module) or
+                                      # "segmentation3" (pyannote/segmentation-3.0 + CAM++,
+                                      # segmentation3.py; not the default: see README)
+    segmentation3: Segmentation3Params = Segmentation3Params()  # that backend's parameters
     pyannote_pipeline: str | None = None  # a pyannote.audio pipeline used instead (folder or hub id; set
                                       # from PLAYBACK_PYANNOTE_PIPELINE by the pipeline, see pyannote_backend.py)
 
@@ -99,6 +128,7 @@ def _voice_encoder():
 
 
 def model_versions() -> dict:
+    """Model versions of the embedded backend, for the run record."""
     return {"silero-vad": version("silero-vad"), "resemblyzer": version("resemblyzer"), "overlap": model_version()}
 
 
@@ -359,6 +389,7 @@ class FrameDiarization:
     centroids: np.ndarray | None = None
     second: np.ndarray | None = None
     overlap_note: str = "overlap detection off"
+    method: str = "single microphone: Silero VAD + Resemblyzer embeddings + k-means"  # the run record's words
 
     def activity(self) -> np.ndarray:
         """Who speaks in each frame, shape (n_frames, k) bool (two clusters where overlapped)."""
@@ -378,7 +409,7 @@ class FrameDiarization:
 
         return FrameDiarization(labels=rename(self.labels), scores=self.scores[:, order], confidence=self.confidence,
                                 speech=self.speech, centroids=self.centroids[order] if self.centroids is not None else None,
-                                second=rename(self.second), overlap_note=self.overlap_note)
+                                second=rename(self.second), overlap_note=self.overlap_note, method=self.method)
 
 
 def diarize_frames(

@@ -15,7 +15,13 @@ from analysis.stages.speakers.diarization import DiarizationParams, FrameDiariza
 
 
 def voice_print(y: np.ndarray, sr: int, *, params: DiarizationParams = DiarizationParams()) -> np.ndarray | None:
-    """Voice print of mono ``y`` at ``sr`` Hz: unit vector of shape (256,), None without speech."""
+    """Voice print of mono ``y`` at ``sr`` Hz: unit vector of shape (256,), None without speech
+    (with ``params.backend == "segmentation3"``: a CAM++ print, shape (192,), to match that
+    backend's cluster centroids)."""
+    if params.backend == "segmentation3":
+        from analysis.stages.speakers import segmentation3
+
+        return segmentation3.voice_print(y, sr, vad_params=params)
     chunks = speech_chunks(speech_mask(y, sr, params=params), params=params)
     return _print_of(ge2e_mel(y, sr), chunks) if chunks else None
 

