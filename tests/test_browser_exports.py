@@ -1,6 +1,6 @@
 """In headless Chromium: a case's trends over three sessions, the take-home summary (refused
-while someone lacks the take-home scope, then downloaded as HTML and PDF), and an ELAN export
-that parses. Sessions are synthetic (analysis.evaluation.synthetic_review: no models needed)."""
+while someone lacks the take-home scope, then downloaded as HTML and PDF), an ELAN export
+that parses, and a moment confirmed and another dismissed. Sessions are synthetic (analysis.evaluation.synthetic_review: no models needed)."""
 from __future__ import annotations
 
 import os
@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from analysis.evaluation.synthetic_review import synthetic_store_session
+from analysis.review import load_decisions
 from capture.consent import SCOPES, make_record, write_consent
 from capture.store import Store
 from conftest import ARTIFACTS, TEST_PASSPHRASE, dashboard_server, launch_chromium
@@ -93,7 +94,17 @@ def test_trends_take_home_and_eaf_in_the_browser(tmp_path):
             eaf = pympi.Elan.Eaf(eaf_download.value.path())
             tiers = eaf.get_tier_names()
             assert any("Alex" in t for t in tiers) and any("Sam" in t for t in tiers), tiers
+
+            # confirm one moment and dismiss another, in the moments list
+            page.get_by_role("button", name="✓").first.click()
+            page.wait_for_timeout(500)
+            page.wait_for_function(IDLE, timeout=60_000)
+            page.get_by_role("button", name="✗").nth(1).click()
+            page.wait_for_timeout(500)
+            page.wait_for_function(IDLE, timeout=60_000)
             browser.close()
+    decisions = [d["decision"] for d in load_decisions(store, allowed).values()]
+    assert sorted(decisions) == ["confirmed", "dismissed"], decisions
     actions = [(e["action"], e["detail"]) for e in store.audit_log.entries()]
     assert ("export", "takehome_html") in actions and ("export", "takehome_pdf") in actions
     assert ("export", "eaf") in actions
