@@ -23,11 +23,10 @@ from __future__ import annotations
 
 import os
 import time
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
-from multiprocessing import get_context
 from urllib.parse import urlparse
 
+from analysis.core.workers import process_pool
 from analysis.pipeline import analyze
 from capture.errors import PlaybackError, one_line
 from capture.store import Store
@@ -77,7 +76,7 @@ class LocalExecutor:
     def analyse(self, store: Store, session_ids: list[str]) -> list[Outcome]:
         """Analyse ``session_ids`` in parallel; outcomes in the same order."""
         keys = {sid: store.keys.data_key(sid) for sid in session_ids}     # needs the store unlocked
-        with ProcessPoolExecutor(self.workers, mp_context=get_context("spawn")) as pool:
+        with process_pool(self.workers) as pool:
             futures = [pool.submit(analyse_one, str(store.root), sid, keys[sid]) for sid in session_ids]
             return [f.result() for f in futures]
 

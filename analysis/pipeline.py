@@ -24,15 +24,14 @@ import json
 import os
 import platform
 import time
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
-from multiprocessing import get_context
 from typing import Callable, NamedTuple, Protocol
 
 import numpy as np
 import pandas as pd
 
 from analysis.core import events as ev
+from analysis.core.workers import process_pool
 from analysis.stages import dynamics, expressions, faces, tone
 from analysis.stages.speakers import (
     backends,
@@ -194,7 +193,7 @@ def run_faces(s: Session, p: Params, hook: ProgressHook) -> StageResult:
         detections = _detect_stretch(*jobs[0], progress=advance, store=s.store)
     else:     # stretches on every core, each in its own process (MediaPipe holds one core each)
         workers = min(len(jobs), os.cpu_count() or 1)
-        with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
+        with process_pool(workers) as pool:
             parts = []
             for part in pool.map(_detect_stretch, *zip(*jobs)):
                 parts.append(part)

@@ -10,6 +10,7 @@ import time
 import pandas as pd
 import pytest
 
+from analysis.core.workers import clean_main
 from analysis.executor import DaskExecutor, LocalExecutor, analyse_one
 from capture.errors import PlaybackError
 from capture.ingest import import_media
@@ -35,8 +36,9 @@ def cluster():
     from distributed import Client, LocalCluster
     from distributed.security import Security
 
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, memory_limit=0, dashboard_address=None,
-                      security=Security.temporary(), silence_logs=50) as cluster, Client(cluster) as client:
+    with clean_main(), LocalCluster(n_workers=2, threads_per_worker=1, processes=True, memory_limit=0,
+                                    dashboard_address=None, security=Security.temporary(),
+                                    silence_logs=50) as cluster, Client(cluster) as client:
         assert cluster.scheduler_address.startswith("tls://")
         yield client
 

@@ -108,13 +108,14 @@ def test_full_import_analyse_export_leaves_no_plaintext_anywhere(tmp_path):
     derived = list((store_root / "sessions" / session_id / "derived").glob("*.parquet"))
     assert len(derived) >= 6 and all(p.read_bytes()[:8] == vault.MAGIC for p in derived)
 
-    # the index holds ids, dates, status, retention and wrapped keys only
+    # the index holds ids, dates, status, retention, wrapped keys and sealed case details only
     with contextlib.closing(sqlite3.connect(store_root / "index.sqlite")) as con:
         columns = {table: [c[1] for c in con.execute(f"PRAGMA table_info({table})")]
                    for (table,) in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     assert columns["sessions"] == ["session_id", "created_utc", "status", "duration_s", "schema_version",
-                                   "retention_until", "wrapped_key"]
-    assert set(columns) == {"sessions", "vault", "audit_head"}
+                                   "retention_until", "wrapped_key", "case_id"]
+    assert columns["cases"] == ["case_id", "created_utc", "sealed"]
+    assert set(columns) == {"sessions", "vault", "audit_head", "cases"}
 
 
 # ----- E3: destroy means crypto-erase ---------------------------------------------------------

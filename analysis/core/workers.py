@@ -1,0 +1,33 @@
+"""Worker processes that start from a clean interpreter.
+
+``spawn`` re-imports the parent's ``__main__`` in every new process. When the parent is a
+Streamlit page or a test harness, ``__main__`` is that script (``app.py``), which must never run
+in a worker; :func:`clean_main` hides it while workers are being started.
+"""
+from __future__ import annotations
+
+import contextlib
+import sys
+import types
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
+
+
+@contextlib.contextmanager
+def clean_main():
+    """Inside the ``with``, new processes do not re-run the caller's ``__main__``."""
+    main = sys.modules.get("__main__")
+    sys.modules["__main__"] = types.ModuleType("__main__")
+    try:
+        yield
+    finally:
+        if main is not None:
+            sys.modules["__main__"] = main
+
+
+@contextlib.contextmanager
+def process_pool(workers: int):
+    """A pool of ``workers`` fresh (spawned) processes for the ``with`` (a pool starts its
+    processes as tasks arrive, so the caller's ``__main__`` stays hidden throughout)."""
+    with clean_main(), ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
+        yield pool
