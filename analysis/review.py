@@ -457,12 +457,13 @@ def turn_length_summary(review: Review) -> pd.DataFrame:
     people who never took a turn are left out."""
     columns = ["name", "turns", "q1_s", "median_s", "q3_s", "low_s", "high_s", "longest_s"]
     turns = review.events[review.events.kind == "speech_turn"]
-    lengths = (turns.end_s.astype(float) - turns.start_s.astype(float)).groupby(turns.participant_name)
+    lengths = (turns.end_s.astype(float) - turns.start_s.astype(float)).to_numpy()
+    who = turns.participant_name.to_numpy()
     rows = []
     for name in review.names.values():
-        if name not in lengths.groups:
+        x = lengths[who == name]
+        if not len(x):
             continue
-        x = lengths.get_group(name).to_numpy()
         q1, med, q3 = np.percentile(x, [25, 50, 75])
         reach = 1.5 * (q3 - q1)
         rows.append((name, len(x), q1, med, q3, x[x >= q1 - reach].min(), x[x <= q3 + reach].max(), x.max()))

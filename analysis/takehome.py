@@ -438,12 +438,13 @@ class Clip:
     note: str
 
 
-def clip(store: Store, session_id: str, start_s: float, end_s: float, blur_ids=()) -> Clip:
+def clip(store: Store, session_id: str, start_s: float, end_s: float, blur_ids=(), *, take_home: bool = True) -> Clip:
     """A short clip of the session from ``start_s`` to ``end_s`` (s, at most :data:`MAX_CLIP_S`),
     decoded from the encrypted recording chunk by chunk and encoded in memory (no plaintext
-    file). People in ``blur_ids``, and always those without take-home consent, have their face
-    pixelated (``derived/faces.parquet``) and the audio muted during their speech (padded by
-    :data:`MUTE_PAD_S`). Audited as ``export`` / ``takehome_clip``."""
+    file). People in ``blur_ids``, and for a ``take_home`` copy always those without take-home
+    consent, have their face pixelated (``derived/faces.parquet``) and the audio muted during
+    their speech (padded by :data:`MUTE_PAD_S`). Audited as ``export`` / ``takehome_clip``, or
+    ``walkthrough`` / ``clip`` for the walkthrough's screen (``take_home`` False)."""
     manifest = store.manifest(session_id)
     names = {p["id"]: p["name"] for p in manifest["participants"]}
     duration = float(manifest.get("duration_s") or 0.0)
@@ -453,7 +454,7 @@ def clip(store: Store, session_id: str, start_s: float, end_s: float, blur_ids=(
     video_rel = manifest["media"].get("video")
     if not video_rel:
         raise PlaybackError("This session has no video to make a clip from.")
-    consented = take_home_consented(store, session_id)
+    consented = take_home_consented(store, session_id) if take_home else set(names)
     speech, _ = store.read_table(session_id, SPEECH_TABLE)
     blur, muted = _muted(speech, names, [p for p in names if p in set(blur_ids) or p not in consented],
                          start_s, end_s)
@@ -475,7 +476,10 @@ def clip(store: Store, session_id: str, start_s: float, end_s: float, blur_ids=(
         mp4 = _encode(store, session_id, video_rel, start_s, end_s, origin, blur, by_person, audio, rate)
     except av.error.FFmpegError as exc:
         raise BadMediaError(f"The clip could not be made from the recording ({exc}).") from None
-    store.audit("export", session_id, detail="takehome_clip")
+    if take_home:
+        store.audit("export", session_id, detail="takehome_clip")
+    else:
+        store.audit("walkthrough", session_id, detail="clip")
     return Clip(mp4, start_s, end_s, muting_notes(speech, names, start_s, end_s, blur))
 
 

@@ -16,6 +16,7 @@ from capture.store import Store
 # What each measure is called on the page, and its unit (per person and session).
 MEASURES = {
     "talk_share": ("Share of the talking", "share"),
+    "interruptions_per_h": ("Began speaking while someone was talking (per hour, all interruptions)", "per hour"),
     "interruptions_competitive_per_h": ("Interruptions that took the floor from someone (per hour)", "per hour"),
     "interruptions_cooperative_per_h": ("Interruptions that joined in with someone (per hour)", "per hour"),
     "raised_voice_min": ("Time with a raised voice (minutes)", "minutes"),
@@ -51,6 +52,7 @@ def session_measures(store: Store, session_id: str) -> pd.DataFrame:
         face = pid in faces_seen
         values = {
             "talk_share": measured.talk_share.get(pid, np.nan) if voice else np.nan,
+            "interruptions_per_h": len(interruptions) / hours if voice else np.nan,
             "interruptions_competitive_per_h": (interruptions["style"] == "competitive").sum() / hours if voice else np.nan,
             "interruptions_cooperative_per_h": (interruptions["style"] == "cooperative").sum() / hours if voice else np.nan,
             "raised_voice_min": float((raised.end_s - raised.start_s).sum()) / 60.0 if voice else np.nan,

@@ -99,9 +99,10 @@ def dashboard_server(store_root: Path, *, env: dict | None = None, timeout_s: fl
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    log = open(ARTIFACTS / f"dashboard-{port}.log", "w")      # never a pipe nobody reads: a full one blocks the app
     server = subprocess.Popen([sys.executable, "-m", "analysis.cli", "--store", str(store_root), "dashboard",
-                               "--port", str(port)], cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT, text=True)
+                               "--port", str(port)], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, text=True)
     try:
         deadline = time.time() + timeout_s
         while not listening_sockets(port):
@@ -113,3 +114,4 @@ def dashboard_server(store_root: Path, *, env: dict | None = None, timeout_s: fl
     finally:
         server.terminate()
         server.wait(timeout=20)
+        log.close()

@@ -80,9 +80,9 @@ def test_sessions_page_lists_cases_starts_analysis_and_draws_trends(tmp_path, mo
     assert [c.name for c in store.cases.all()] == ["Alex & Sam", "Kim, Lou & Max"]
     # import a recording into the first case: the case's people are its participants
     media = make_media(tmp_path / "s.mp4", seconds=6.0)
-    at.text_input(key="import_path").input(str(media))
-    at.selectbox(key="import_case").set_value(case.case_id)
-    at.checkbox(key="import_ok").check()
+    at.text_input(key="import_path-0").input(str(media))
+    at.selectbox(key="import_case-0").set_value(case.case_id)
+    at.checkbox(key="import_ok-0").check()
     next(b for b in at.button if b.label == "Import").click().run()
     assert not at.exception, at.exception
     (row,) = store.cases.sessions(case.case_id)

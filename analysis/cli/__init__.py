@@ -170,7 +170,9 @@ def dashboard_command(store_root: Path, port: int = DASHBOARD_PORT) -> list[str]
         sys.executable, "-m", "streamlit", "run", str(PROJECT_ROOT / "app.py"),
         "--server.address", "127.0.0.1", "--server.port", str(port), "--server.headless", "true",
         "--browser.gatherUsageStats", "false", "--server.enableXsrfProtection", "true",
-        "--global.developmentMode", "false", "--client.toolbarMode", "viewer", "--", "--store", str(store_root),
+        "--global.developmentMode", "false", "--client.toolbarMode", "viewer",
+        "--server.fileWatcherType", "none",          # an installed app watches no source files
+        "--", "--store", str(store_root),
     ]
 
 

@@ -257,7 +257,7 @@ def arousal_chart(review: Review, position_s: float, window: tuple[float, float]
     lines = alt.Chart(curve).mark_line(point=alt.OverlayMarkDef(size=14), clip=True).encode(
         x=x, y=alt.Y("arousal:Q", title="vocal arousal", axis=alt.Axis(minExtent=LABEL_PX - 30)),
         color=alt.Color("name:N", title=None, scale=person_colours(review),
-                        legend=alt.Legend(orient="top", labelLimit=200, columns=min(len(review.names), 4))),
+                        legend=alt.Legend(orient="right", labelLimit=200)),   # a top legend squashes the plot
         detail="piece:N",
         tooltip=["name", alt.Tooltip("t_s:Q", title="time (s)", format=".0f"),
                  alt.Tooltip("loudness_delta_db:Q", title="louder than usual (dB)", format=".1f"),
@@ -566,7 +566,7 @@ def session_page(store: Store, session_id: str) -> None:
     if arousal is None:
         st.caption("No one's voice could be measured alone long enough to draw it here.")
     else:
-        st.altair_chart(arousal, width="stretch")
+        st.altair_chart(arousal, width="stretch", height=260)
         st.caption("0 is the person's usual voice; the dashed line (1) is as loud and as high as a raised "
                    "voice. Gaps: too little of their voice alone there (not measured, not calm). Vocal "
                    "arousal is not an emotion: ask the person what it was.")

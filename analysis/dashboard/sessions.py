@@ -70,15 +70,21 @@ def new_case_form(store: Store) -> None:
 def import_form(store: Store, cases: list[Case]) -> None:
     """Import a recording from a file on this computer into a case (read from disk as a stream:
     nothing is uploaded)."""
-    with st.expander("+ Import a recording"):
-        with st.form("import_recording"):
-            path = st.text_input("File on this computer (video or audio)", key="import_path",
+    with st.expander("+ Import a recording", expanded="import_done" in st.session_state):
+        if "import_done" in st.session_state:
+            st.success(st.session_state.pop("import_done"))
+        n = st.session_state.get("import_form_n", 0)     # a new, empty form after each import
+        with st.form(f"import_recording-{n}"):
+            path = st.text_input("File on this computer (video or audio)", key=f"import_path-{n}",
                                  placeholder="/home/me/Videos/session.mp4")
             choices = [None] + [c.case_id for c in cases]
             names = {c.case_id: c.name for c in cases}
-            case_id = st.selectbox("Case", choices, format_func=lambda c: names.get(c, "No case"), key="import_case")
-            people = st.text_input("People, left to right on screen (empty: the case's people)", key="import_people")
-            attested = st.checkbox("Everyone in the recording agreed to it being recorded and analysed", key="import_ok")
+            case_id = st.selectbox("Case", choices, format_func=lambda c: names.get(c, "No case"),
+                                   key=f"import_case-{n}")
+            people = st.text_input("People, left to right on screen (empty: the case's people)",
+                                   key=f"import_people-{n}")
+            attested = st.checkbox("Everyone in the recording agreed to it being recorded and analysed",
+                                   key=f"import_ok-{n}")
             if not st.form_submit_button("Import"):
                 return
             if not attested:
@@ -94,7 +100,9 @@ def import_form(store: Store, cases: list[Case]) -> None:
             except PlaybackError as exc:
                 st.error(str(exc))
                 return
-            st.success(f"Imported as session {session_id}. Start its analysis below.")
+        st.session_state.import_done = f"Imported as session {session_id}. Start its analysis below."
+        st.session_state.import_form_n = n + 1
+        st.rerun()
 
 
 def sessions_table(store: Store, rows: list[SessionRow], *, cases: list[Case] | None = None) -> None:
@@ -182,11 +190,17 @@ def trend_chart(rows: pd.DataFrame) -> alt.Chart | None:
     if rows.empty:
         return None
     share = rows.measure.iloc[0] == "talk_share"
+    people = sorted(rows.person.unique())
+    # people side by side around each session, so that equal values do not hide one another
+    rows = rows.assign(x=rows.session_no + rows.person.map({p: (i - (len(people) - 1) / 2) * 0.06
+                                                            for i, p in enumerate(people)}))
+    top = float(rows.value.max()) * 1.15 or 1.0
     return alt.Chart(rows).mark_line(point=alt.OverlayMarkDef(size=60)).encode(
-        x=alt.X("session_no:Q", title="session", axis=alt.Axis(tickMinStep=1, format="d"),
-                scale=alt.Scale(domain=[0.8, max(float(rows.session_no.max()), 1.0) + 0.2], nice=False)),
+        x=alt.X("x:Q", title="session", axis=alt.Axis(tickMinStep=1, format="d", values=sorted(rows.session_no.unique())),
+                scale=alt.Scale(domain=[0.7, max(float(rows.session_no.max()), 1.0) + 0.3], nice=False)),
         y=alt.Y("value:Q", title=None, axis=alt.Axis(format=".0%" if share else ",.2~f"),
-                scale=alt.Scale(zero=True)),
+                scale=alt.Scale(domain=[0, min(top, 1.0) if share else top], nice=False)),
         color=alt.Color("person:N", title=None, legend=alt.Legend(orient="right"), scale=alt.Scale(scheme="dark2")),
-        tooltip=["person", "date", alt.Tooltip("value:Q", format=".0%" if share else ".1f")],
+        tooltip=["person", alt.Tooltip("session_no:Q", title="session"), "date",
+                 alt.Tooltip("value:Q", format=".0%" if share else ".1f")],
     ).properties(height=TREND_HEIGHT)

@@ -8,17 +8,20 @@ from __future__ import annotations
 
 import streamlit as st
 
-from analysis.dashboard.media_server import media_url
+from analysis.dashboard.vault import hide_store_path
 from analysis.review import load_added, load_decisions, load_review, load_walkthrough, veto_moment, walkthrough_playlist
+from analysis.takehome import clip, clip_span
 from capture.errors import PlaybackError
 from capture.store import Store
 
 _ACTIVE = "walkthrough_session"
 _INDEX = "walkthrough_index"
 _PLAYING = "walkthrough_playing"
+_CLIPS = "walkthrough_clips"          # moment id -> MP4 bytes of that moment only
 
 
 def start_walkthrough(session_id: str) -> None:
+    st.session_state.pop(_CLIPS, None)
     st.session_state[_ACTIVE] = session_id
     st.session_state[_INDEX] = 0
     st.session_state[_PLAYING] = False
@@ -54,11 +57,14 @@ def walkthrough_page(store: Store, session_id: str) -> None:
                 st.session_state[_PLAYING] = True
                 st.rerun()
         else:
-            media = review.manifest["media"]
-            # a replay changes the start by a second, which makes the player seek back there
-            lead = 1 - st.session_state.get("walkthrough_replays", 0) % 2
-            st.video(media_url(store, session_id, media.get("video") or media.get("original")),
-                     start_time=max(0, int(moment.start_s) - lead), end_time=int(moment.end_s) + 2)
+            # the moment only (a clip made in memory), so nothing else, a vetoed moment above all,
+            # can be reached by dragging the player; a replay changes the start by a second,
+            # which makes the player seek back there
+            lead = st.session_state.get("walkthrough_replays", 0) % 2
+            try:
+                st.video(moment_clip(store, session_id, moment), format="video/mp4", start_time=lead)
+            except PlaybackError as exc:
+                st.error(hide_store_path(str(exc), store.root))
             st.caption("Press play on the video. Replay starts it again from the moment's beginning.")
         previous, replay, following = st.columns(3)
         if previous.button("← Previous", disabled=index == 0, key="walk_previous"):
@@ -73,6 +79,17 @@ def walkthrough_page(store: Store, session_id: str) -> None:
     leave_walkthrough(store)
 
 
+def moment_clip(store: Store, session_id: str, moment) -> bytes:
+    """The MP4 bytes of one moment (from a second before to two after, :func:`clip_span`), made
+    once per walkthrough; a moment with no video plays its sound only."""
+    clips = st.session_state.setdefault(_CLIPS, {})
+    if moment.moment_id not in clips:
+        with st.spinner("Preparing the moment…"):
+            clips[moment.moment_id] = clip(store, session_id, *clip_span(moment.start_s, moment.end_s),
+                                           take_home=False).mp4
+    return clips[moment.moment_id]
+
+
 def leave_walkthrough(store: Store) -> None:
     """Back to the therapist's pages, only with the passphrase."""
     st.divider()
@@ -83,8 +100,8 @@ def leave_walkthrough(store: Store) -> None:
                 try:
                     store.reauthenticate(passphrase, action="leave_walkthrough")
                 except PlaybackError as exc:
-                    st.error(str(exc))
+                    st.error(hide_store_path(str(exc), store.root))     # the clients see this screen
                     return
-                for key in (_ACTIVE, _INDEX, _PLAYING):
+                for key in (_ACTIVE, _INDEX, _PLAYING, _CLIPS):
                     st.session_state.pop(key, None)
                 st.rerun()
