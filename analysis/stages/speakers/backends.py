@@ -1,13 +1,14 @@
 """The single-microphone backend a session's parameters name (``DiarizationParams.backend``):
-the embedded one (:mod:`.diarization`, the default) or segmentation-3.0 + CAM++
-(:mod:`.segmentation3`, optional: see the README)."""
+the embedded one (:mod:`.diarization`, the default), segmentation-3.0 + CAM++
+(:mod:`.segmentation3`, optional: see the README) or the hybrid of the two (:mod:`.hybrid`,
+optional: segmentation-3.0 counts speakers, the embedded scoring on CAM++ says who)."""
 from __future__ import annotations
 
 from importlib.metadata import version
 
 import numpy as np
 
-from analysis.stages.speakers import diarization, segmentation3
+from analysis.stages.speakers import diarization, hybrid, segmentation3
 from analysis.stages.speakers.diarization import DiarizationParams, FrameDiarization
 
 
@@ -15,6 +16,8 @@ def model_versions(params: DiarizationParams) -> dict:
     """Model versions of ``params.backend``, for the run record."""
     if params.backend == "segmentation3":
         return {"silero-vad": version("silero-vad"), **segmentation3.model_versions()}
+    if params.backend == "hybrid":
+        return hybrid.model_versions()
     return diarization.model_versions()
 
 
@@ -23,6 +26,8 @@ def diarize_backend_frames(y: np.ndarray, sr: int, *, n_speakers: int | None,
     """Frame-level diarization (10 ms frames) of ``y`` (``sr`` Hz) with ``params.backend``."""
     if params.backend == "segmentation3":
         return segmentation3.diarize_frames(y, sr, n_speakers=n_speakers, params=params.segmentation3)
+    if params.backend == "hybrid":
+        return hybrid.diarize_frames(y, sr, n_speakers=n_speakers, params=params)
     if params.backend != "embedded":
-        raise ValueError(f"diarization backend {params.backend!r}: use 'embedded' or 'segmentation3'")
+        raise ValueError(f"diarization backend {params.backend!r}: use 'embedded', 'segmentation3' or 'hybrid'")
     return diarization.diarize_frames(y, sr, n_speakers=n_speakers, params=params)

@@ -102,9 +102,11 @@ class DiarizationParams:
     min_enrolment_similarity: float = 0.5  # a voice cluster less similar (cosine) than this to every
                                       # enrolment voice print stays unnamed
     overlap: OverlapParams = OverlapParams()  # overlapped speech detection (analysis/stages/speakers/overlap.py)
-    backend: str = "embedded"         # single-microphone backend: "embedded" (this module) or
+    backend: str = "embedded"         # single-microphone backend: "embedded" (this module),
                                       # "segmentation3" (pyannote/segmentation-3.0 + CAM++,
-                                      # segmentation3.py; not the default: see README)
+                                      # segmentation3.py; not the default: see README) or "hybrid"
+                                      # (segmentation-3.0's speaker count, this module's scoring
+                                      # on CAM++: hybrid.py; optional)
     segmentation3: Segmentation3Params = Segmentation3Params()  # that backend's parameters
     pyannote_pipeline: str | None = None  # a pyannote.audio pipeline used instead (folder or hub id; set
                                       # from PLAYBACK_PYANNOTE_PIPELINE by the pipeline, see pyannote_backend.py)

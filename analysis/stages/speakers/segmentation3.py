@@ -183,7 +183,14 @@ def _pipeline_class():
         def get_embeddings(self, file, binary_segmentations, exclude_overlap: bool = False, hook=None):
             """(num_chunks, local speakers, dimension) embeddings, NaN for a local speaker with
             less than ``min_embedding_s`` of speech in the window (left out of clustering, as
-            pyannote's ``filter_embeddings`` leaves out NaN rows)."""
+            pyannote's ``filter_embeddings`` leaves out NaN rows).
+
+            Such a local speaker is also made *inactive* in that window: its column of
+            ``binary_segmentations`` is zeroed in place (for a powerset model it is the very
+            array ``reconstruct`` reads), so ``apply`` gives it pyannote's throw-away cluster -2.
+            Otherwise the nearest-centroid step, comparing a NaN embedding, would put it in
+            cluster 0 whatever its voice. (When no local speaker at all could be embedded the
+            segmentation is left alone: there is no cluster to keep.)"""
             if self.training and "training_cache/embeddings" in file:  # as pyannote's: reused across trials
                 return file["training_cache/embeddings"]["embeddings"]
             data = np.nan_to_num(binary_segmentations.data, nan=0.0) > 0.5
@@ -204,6 +211,10 @@ def _pipeline_class():
                     out[c] = self._embedding.window(waveform.numpy()[0], masks)
                 if hook is not None:
                     hook("embeddings", None, total=num_chunks, completed=c + 1)
+            unembedded = np.isnan(out).any(2) & data.any(1)
+            if unembedded.any() and not np.isnan(out).any(2).all():  # all NaN: pyannote's own path
+                chunks, speakers = np.nonzero(unembedded)
+                binary_segmentations.data[chunks, :, speakers] = 0.0
             if self.training:
                 file["training_cache/embeddings"] = {"embeddings": out}
             return out
@@ -247,6 +258,36 @@ def diarize_annotation(y: np.ndarray, sr: int, *, n_speakers: int | None,
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return pipeline({"waveform": waveform, "sample_rate": MODEL_RATE_HZ, "uri": "session"}, **kwargs)
+
+
+def speaker_count(y: np.ndarray, sr: int, n_frames: int,
+                  params: Segmentation3Params = Segmentation3Params()) -> np.ndarray:
+    """How many people speak in each 10 ms frame (``n_frames`` of them), from
+    segmentation-3.0 alone: its sliding windows' local activities summed and averaged over the
+    overlapping windows (pyannote's ``speaker_count`` before it rounds), shape (n_frames,)
+    float. No embedding."""
+    import torch
+
+    if sr != MODEL_RATE_HZ:
+        import librosa
+
+        y = librosa.resample(np.asarray(y, np.float32), orig_sr=sr, target_sr=MODEL_RATE_HZ)
+    waveform = torch.from_numpy(np.ascontiguousarray(y, np.float32)).reshape(1, -1)
+    pipeline = build_pipeline(params)
+    file = {"waveform": waveform, "sample_rate": MODEL_RATE_HZ, "uri": "session"}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        segmentations = pipeline.get_segmentations(file)
+        from pyannote.audio import Inference
+
+        count = Inference.aggregate(np.sum(segmentations, axis=-1, keepdims=True),
+                                    pipeline._segmentation.model.receptive_field, hamming=False, missing=0.0,
+                                    skip_average=False)
+    window = count.sliding_window
+    times = (np.arange(n_frames) + 0.5) * FRAME_S
+    index = np.clip(np.floor((times - window.start - window.duration / 2) / window.step + 0.5).astype(int),
+                    0, len(count.data) - 1)
+    return np.asarray(count.data[:, 0], float)[index] if len(count.data) else np.zeros(n_frames)
 
 
 def diarize(y: np.ndarray, sr: int, *, n_speakers: int | None,
