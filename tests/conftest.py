@@ -58,6 +58,25 @@ def sample_session(tmp_path_factory):
     return store, session_id, records
 
 
+@pytest.fixture
+def sample_copy(sample_session, tmp_path, monkeypatch):
+    """The analysed sample in a copy of its store, its notes (decisions, picks, vetoes, added
+    moments of other tests) removed and its audit anchor copied beside it."""
+    import shutil
+
+    import capture.store.audit as audit
+    from capture.store import Store
+
+    store, session_id, _ = sample_session
+    shutil.copytree(store.root, tmp_path / "store")
+    shutil.copytree(audit.anchor_dir(), tmp_path / "anchors")
+    monkeypatch.setenv(audit.ANCHOR_ENV, str(tmp_path / "anchors"))
+    copy = Store(tmp_path / "store").unlock(TEST_PASSPHRASE)
+    if copy.exists(session_id, "notes.json"):
+        copy.delete_file(session_id, "notes.json")
+    return copy, session_id
+
+
 def unlocked_app(page: str | None = None):
     """The dashboard (``app.py``) in Streamlit's AppTest, unlocked with :data:`TEST_PASSPHRASE`,
     on ``page`` (the sidebar's choice) if given; the store is ``$PLAYBACK_STORE``."""

@@ -28,23 +28,6 @@ SECOND_INTRO = "Sam's voice grew louder and higher here."             # the rais
 
 
 # ----- fixtures and helpers ----------------------------------------------------------------------
-@pytest.fixture
-def sample_copy(sample_session, tmp_path, monkeypatch):
-    """The analysed sample in a copy of its store, its notes (decisions, picks, vetoes, added
-    moments of other tests) removed and its audit anchor copied beside it."""
-    import capture.store.audit as audit
-    from capture.store import Store
-
-    store, session_id, _ = sample_session
-    shutil.copytree(store.root, tmp_path / "store")
-    shutil.copytree(audit.anchor_dir(), tmp_path / "anchors")
-    monkeypatch.setenv(audit.ANCHOR_ENV, str(tmp_path / "anchors"))
-    copy = Store(tmp_path / "store").unlock(TEST_PASSPHRASE)
-    if copy.exists(session_id, "notes.json"):
-        copy.delete_file(session_id, "notes.json")
-    return copy, session_id
-
-
 def server_env(store) -> dict:
     """The dashboard's environment. Streamlit's source watcher is off: on a busy machine it logs
     thousands of "Inotify queue overflowed" lines, and ``dashboard_server`` pipes the server's

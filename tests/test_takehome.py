@@ -7,7 +7,6 @@ import base64
 import html
 import io
 import re
-import shutil
 import zlib
 
 import numpy as np
@@ -20,23 +19,6 @@ from conftest import TEST_PASSPHRASE
 NOTE = "Private: ask about the weekend."
 
 
-@pytest.fixture
-def copy_of_sample(sample_session, tmp_path, monkeypatch):
-    """The analysed sample in a copy of its store (so that the shared session is untouched),
-    with its notes removed and its audit anchor copied beside it."""
-    import capture.store.audit as audit
-    from capture.store import Store
-
-    store, session_id, _ = sample_session
-    shutil.copytree(store.root, tmp_path / "store")
-    shutil.copytree(audit.anchor_dir(), tmp_path / "anchors")
-    monkeypatch.setenv(audit.ANCHOR_ENV, str(tmp_path / "anchors"))
-    copy = Store(tmp_path / "store").unlock(TEST_PASSPHRASE)
-    if copy.exists(session_id, "notes.json"):
-        copy.delete_file(session_id, "notes.json")
-    return copy, session_id
-
-
 def consent(store, session_id, **take_home):
     """Write consent records: every scope for everyone, take_home_copy as given (default True)."""
     from capture.consent import SCOPES, make_record, write_consent
@@ -47,13 +29,13 @@ def consent(store, session_id, **take_home):
 
 
 @pytest.fixture
-def prepared(copy_of_sample):
+def prepared(sample_copy):
     """Everyone agreed; Sam is renamed ``<b>Sam</b>``; four moments picked: an interruption by
     Alex (with a private note), Sam's raised voice, a smile (dismissed) and Sam's interruption
     of Alex (vetoed by Alex)."""
     from analysis.review import load_review, pick_moment, save_decision, veto_moment
 
-    store, session_id = copy_of_sample
+    store, session_id = sample_copy
     consent(store, session_id)
     manifest = store.manifest(session_id)
     manifest["participants"][1]["name"] = "<b>Sam</b>"
@@ -96,11 +78,11 @@ def words(text: str) -> str:
     return " ".join(text.split())
 
 
-def test_refused_naming_who_has_not_agreed(copy_of_sample):
+def test_refused_naming_who_has_not_agreed(sample_copy):
     from analysis.takehome import TakeHomeRefused, export_takehome, take_home_summary
     from capture.errors import PlaybackError
 
-    store, session_id = copy_of_sample
+    store, session_id = sample_copy
     with pytest.raises(TakeHomeRefused, match="Alex and Sam have not agreed"):   # import attests no take-home
         take_home_summary(store, session_id)
     consent(store, session_id, p2=False)

@@ -328,6 +328,15 @@ def speaker_scores(y: np.ndarray, sr: int, mel: np.ndarray, mask: np.ndarray, ch
     ``mfcc_weight`` times their z-scored MFCC-statistics similarity; and the clusters' unit GE2E
     centroids, shape ``(k, 256)``.
     """
+    starts, emb = window_embeddings(mel, mask, params=params)
+    return scores_from_embeddings(y, sr, mask, chunks, chunk_labels, chunk_emb, starts, emb, params=params)
+
+
+def scores_from_embeddings(y: np.ndarray, sr: int, mask: np.ndarray, chunks: list[tuple[int, int]],
+                           chunk_labels: np.ndarray, chunk_emb: np.ndarray, starts: np.ndarray, emb: np.ndarray,
+                           *, params: DiarizationParams) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`speaker_scores` from given embeddings: chunks' ``chunk_emb`` (one row per chunk) and
+    windows' ``emb`` starting at ``starts`` (s), any embedding (GE2E, CAM++) as unit rows."""
     n, k = len(mask), int(chunk_labels.max()) + 1
     weights = np.array([b - a for a, b in chunks], float)
 
@@ -335,7 +344,6 @@ def speaker_scores(y: np.ndarray, sr: int, mel: np.ndarray, mask: np.ndarray, ch
         return _unit(np.stack([(x[chunk_labels == c] * weights[chunk_labels == c, None]).sum(0) for c in range(k)]))
 
     centroids = cluster_means(chunk_emb)
-    starts, emb = window_embeddings(mel, mask, params=params)
     if not len(emb):
         return np.full((n, k), np.nan), centroids
     similarity = _zscore(emb @ centroids.T)

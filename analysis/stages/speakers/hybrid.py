@@ -30,14 +30,12 @@ from analysis.stages.speakers.diarization import (
     DiarizationParams,
     FrameDiarization,
     _first_appearance_order,
-    _spread,
     _unit,
-    _zscore,
-    mfcc_statistics,
     _majority_filter,
     chunk_embeddings,
     cluster,
     ge2e_mel,
+    scores_from_embeddings,
     speaker_scores,
     speech_chunks,
     speech_mask,
@@ -127,29 +125,6 @@ def _campplus_voices(y: np.ndarray, sr: int, mask: np.ndarray, chunks: list[tupl
     return chunk_emb, np.asarray(starts) * FRAME_S, window_emb
 
 
-def _campplus_scores(y, sr, mask, chunks, chunk_labels, chunk_emb, starts, emb, params):
-    """:func:`analysis.stages.speakers.diarization.speaker_scores` on CAM++ embeddings."""
-    n, k = len(mask), int(chunk_labels.max()) + 1
-    weights = np.array([b - a for a, b in chunks], float)
-
-    def cluster_means(x):
-        return _unit(np.stack([(x[chunk_labels == c] * weights[chunk_labels == c, None]).sum(0) for c in range(k)]))
-
-    centroids = cluster_means(chunk_emb)
-    if not len(emb):
-        return np.full((n, k), np.nan), centroids
-    similarity = _zscore(emb @ centroids.T)
-    if params.mfcc_weight:
-        win = int(params.window_s / FRAME_S)
-        spans = [(s, s + win) for s in (starts / FRAME_S).round().astype(int)]
-        stats = mfcc_statistics(y, sr, mask, spans + list(chunks), params=params)
-        window_stats, chunk_stats = stats[: len(spans)], stats[len(spans):]
-        mean, std = window_stats.mean(0), window_stats.std(0) + 1e-9
-        spectral = _unit((window_stats - mean) / std) @ cluster_means(_unit((chunk_stats - mean) / std)).T
-        similarity = similarity + params.mfcc_weight * _zscore(spectral)
-    return _spread(starts, similarity, params.window_s, n), centroids
-
-
 def diarize_frames(y: np.ndarray, sr: int, *, n_speakers: int | None,
                    params: DiarizationParams = DiarizationParams(),
                    hybrid: HybridParams = HybridParams()) -> FrameDiarization:
@@ -177,7 +152,8 @@ def diarize_frames(y: np.ndarray, sr: int, *, n_speakers: int | None,
         prior[a:b, c] = params.chunk_prior
     if len(chunk_labels):
         if hybrid.voice == "campplus":
-            scores, centroids = _campplus_scores(y, sr, mask, chunks, chunk_labels, chunk_emb, starts, window_emb, params)
+            scores, centroids = scores_from_embeddings(y, sr, mask, chunks, chunk_labels, chunk_emb, starts, window_emb,
+                                                       params=params)
         else:
             scores, centroids = speaker_scores(y, sr, mel, mask, chunks, chunk_labels, chunk_emb, params=params)
         scores = np.where(np.isnan(scores), 0.0, scores) + prior
