@@ -200,9 +200,9 @@ class Index:
 
     # ----- cases: sealed rows ---------------------------------------------------------------------
     def case_rows(self) -> list[tuple[str, str, bytes]]:
-        """``(case id, created UTC, sealed details)`` of every case, oldest first."""
+        """``(case id, created UTC, sealed details)`` of every case, oldest first (in the order made)."""
         with contextlib.closing(self.connect()) as con:
-            return con.execute("SELECT case_id, created_utc, sealed FROM cases ORDER BY created_utc, case_id").fetchall()
+            return con.execute("SELECT case_id, created_utc, sealed FROM cases ORDER BY created_utc, rowid").fetchall()
 
     def insert_case(self, case_id: str, sealed: bytes) -> None:
         self._execute("INSERT INTO cases (case_id, created_utc, sealed) VALUES (?, ?, ?)", case_id, utc_now(), sealed)
