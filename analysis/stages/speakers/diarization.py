@@ -319,6 +319,34 @@ def _zscore(x: np.ndarray) -> np.ndarray:
     return (x - x.mean()) / (x.std() + 1e-9) if x.size else x
 
 
+def label_frames(mask: np.ndarray, chunks: list[tuple[int, int]], chunk_labels: np.ndarray, k: int,
+                 params: DiarizationParams, score) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, object]:
+    """From cluster scores to one speaker per 10 ms frame: ``score()`` gives ``(scores, centroids)``
+    (:func:`speaker_scores` or :func:`scores_from_embeddings`); each chunk's own cluster gets
+    ``chunk_prior``, then a majority filter and same-speaker pauses filled. Returns ``labels``
+    (-1 silence), ``scores`` (NaN off speech), ``filled`` (-inf off speech), ``margin`` (0..1:
+    2 standard deviations apart is sure) and the centroids."""
+    n = len(mask)
+    prior = np.zeros((n, k))
+    for (a, b), c in zip(chunks, chunk_labels):
+        prior[a:b, c] = params.chunk_prior
+    if len(chunk_labels):
+        scores, centroids = score()
+        scores = np.where(np.isnan(scores), 0.0, scores) + prior  # uncovered frames keep their chunk label
+        scores[~mask] = np.nan
+    else:
+        centroids = None
+        scores = np.full((n, 1), np.nan)
+    filled = np.where(np.isnan(scores), -np.inf, scores)
+    raw = np.where(mask, filled.argmax(1), -1)
+    labels = _majority_filter(raw, int(params.smooth_s / FRAME_S), k) if k > 1 else raw
+    labels = np.where(mask, labels, -1)
+    labels = fill_same_speaker_pauses(labels, int(params.same_speaker_pause_s / FRAME_S))
+    top2 = np.sort(np.nan_to_num(filled, neginf=0.0), axis=1)[:, -2:] if k > 1 else np.ones((n, 2))
+    margin = np.clip((top2[:, -1] - top2[:, 0]) / 2, 0, 1) if k > 1 else np.ones(n)
+    return labels, scores, filled, margin, centroids
+
+
 def speaker_scores(y: np.ndarray, sr: int, mel: np.ndarray, mask: np.ndarray, chunks: list[tuple[int, int]],
                    chunk_labels: np.ndarray, chunk_emb: np.ndarray, *, params: DiarizationParams) -> tuple[np.ndarray, np.ndarray]:
     """How much each 10 ms frame sounds like each cluster, in session standard deviations.
@@ -426,30 +454,15 @@ def diarize_frames(
     y: np.ndarray, sr: int, *, n_speakers: int | None, params: DiarizationParams = DiarizationParams()
 ) -> FrameDiarization:
     mask = speech_mask(y, sr, params=params)
-    n = len(mask)
     chunks = speech_chunks(mask, params=params)
     mel = ge2e_mel(y, sr)
     chunk_emb = chunk_embeddings(mel, chunks)
     chunk_labels = cluster(chunk_emb, n_speakers, params=params,
                            weights=np.array([b - a for a, b in chunks], float) if chunks else None)
     k = int(chunk_labels.max()) + 1 if len(chunk_labels) else 1
-    prior = np.zeros((n, k))
-    for (a, b), c in zip(chunks, chunk_labels):
-        prior[a:b, c] = params.chunk_prior
-    if len(chunk_labels):
-        scores, centroids = speaker_scores(y, sr, mel, mask, chunks, chunk_labels, chunk_emb, params=params)
-        scores = np.where(np.isnan(scores), 0.0, scores) + prior  # uncovered frames keep their chunk label
-        scores[~mask] = np.nan
-    else:
-        centroids = None
-        scores = np.full((n, 1), np.nan)
-    filled = np.where(np.isnan(scores), -np.inf, scores)
-    raw = np.where(mask, filled.argmax(1), -1)
-    labels = _majority_filter(raw, int(params.smooth_s / FRAME_S), k) if k > 1 else raw
-    labels = np.where(mask, labels, -1)
-    labels = fill_same_speaker_pauses(labels, int(params.same_speaker_pause_s / FRAME_S))
-    top2 = np.sort(np.nan_to_num(filled, neginf=0.0), axis=1)[:, -2:] if k > 1 else np.ones((n, 2))
-    margin = np.clip((top2[:, -1] - top2[:, 0]) / 2, 0, 1) if k > 1 else np.ones(n)  # 2 std apart: sure
+    labels, scores, filled, margin, centroids = label_frames(
+        mask, chunks, chunk_labels, k, params,
+        lambda: speaker_scores(y, sr, mel, mask, chunks, chunk_labels, chunk_emb, params=params))
     second, note = _second_speakers(y, sr, labels, filled, params=params.overlap)
     frames = FrameDiarization(labels=labels, scores=scores, confidence=margin, speech=mask, centroids=centroids,
                               second=second, overlap_note=note)

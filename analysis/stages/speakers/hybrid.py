@@ -24,17 +24,17 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from analysis.core.frames import FRAME_S, fill_same_speaker_pauses
+from analysis.core.frames import FRAME_S
 from analysis.stages.speakers import segmentation3
 from analysis.stages.speakers.diarization import (
     DiarizationParams,
     FrameDiarization,
     _first_appearance_order,
     _unit,
-    _majority_filter,
     chunk_embeddings,
     cluster,
     ge2e_mel,
+    label_frames,
     scores_from_embeddings,
     speaker_scores,
     speech_chunks,
@@ -147,27 +147,14 @@ def diarize_frames(y: np.ndarray, sr: int, *, n_speakers: int | None,
     chunk_labels = cluster(chunk_emb, n_speakers, params=params,
                            weights=np.array([b - a for a, b in chunks], float) if chunks else None)
     k = int(chunk_labels.max()) + 1 if len(chunk_labels) else 1
-    prior = np.zeros((n, k))
-    for (a, b), c in zip(chunks, chunk_labels):
-        prior[a:b, c] = params.chunk_prior
-    if len(chunk_labels):
-        if hybrid.voice == "campplus":
-            scores, centroids = scores_from_embeddings(y, sr, mask, chunks, chunk_labels, chunk_emb, starts, window_emb,
-                                                       params=params)
-        else:
-            scores, centroids = speaker_scores(y, sr, mel, mask, chunks, chunk_labels, chunk_emb, params=params)
-        scores = np.where(np.isnan(scores), 0.0, scores) + prior
-        scores[~mask] = np.nan
+    if hybrid.voice == "campplus":
+        def score():
+            return scores_from_embeddings(y, sr, mask, chunks, chunk_labels, chunk_emb, starts, window_emb,
+                                          params=params)
     else:
-        centroids = None
-        scores = np.full((n, 1), np.nan)
-    filled = np.where(np.isnan(scores), -np.inf, scores)
-    raw = np.where(mask, filled.argmax(1), -1)
-    labels = _majority_filter(raw, int(params.smooth_s / FRAME_S), k) if k > 1 else raw
-    labels = np.where(mask, labels, -1)
-    labels = fill_same_speaker_pauses(labels, int(params.same_speaker_pause_s / FRAME_S))
-    top2 = np.sort(np.nan_to_num(filled, neginf=0.0), axis=1)[:, -2:] if k > 1 else np.ones((n, 2))
-    margin = np.clip((top2[:, -1] - top2[:, 0]) / 2, 0, 1) if k > 1 else np.ones(n)
+        def score():
+            return speaker_scores(y, sr, mel, mask, chunks, chunk_labels, chunk_emb, params=params)
+    labels, scores, filled, margin, centroids = label_frames(mask, chunks, chunk_labels, k, params, score)
     second = np.full(n, -1)
     if hybrid.overlap and k > 1:
         others = filled.copy()

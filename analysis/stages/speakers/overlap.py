@@ -42,13 +42,9 @@ class OverlapParams:
     batch: int = 16           # windows per forward pass
 
 
-@shared_model
-def _segmentation_model():
-    """The pyannote/segmentation network in eval mode (raises ModelUnavailableError when the
-    file is missing and cannot be fetched)."""
-    path = resolve_model(SEGMENTATION)
-    from pyannote.audio import Model
-
+def load_quietly(loader):
+    """``loader()`` with Lightning's log lines and warnings held back (a pyannote checkpoint
+    loading prints upgrade notices nobody can act on)."""
     quiet = [logging.getLogger(name) for name in ("lightning", "lightning.pytorch", "pytorch_lightning")]
     levels = [logger.level for logger in quiet]
     for logger in quiet:
@@ -56,10 +52,20 @@ def _segmentation_model():
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            model = Model.from_pretrained(path)
+            return loader()
     finally:
         for logger, level in zip(quiet, levels):
             logger.setLevel(level)
+
+
+@shared_model
+def _segmentation_model():
+    """The pyannote/segmentation network in eval mode (raises ModelUnavailableError when the
+    file is missing and cannot be fetched)."""
+    path = resolve_model(SEGMENTATION)
+    from pyannote.audio import Model
+
+    model = load_quietly(lambda: Model.from_pretrained(path))
     return model.eval()
 
 

@@ -25,7 +25,6 @@ window-local speakers who do not speak in it.
 """
 from __future__ import annotations
 
-import logging
 import math
 import os
 import warnings
@@ -38,23 +37,10 @@ import pandas as pd
 from analysis.core.frames import FRAME_S
 from analysis.core.models import CAMPPLUS, SEGMENTATION_3, resolve_model, shared_model
 from analysis.stages.speakers.diarization import Segmentation3Params
+from analysis.stages.speakers.overlap import load_quietly
 
 MODEL_RATE_HZ = 16000
 WINDOW_S = 10.0
-
-
-def _quiet_load(loader):
-    quiet = [logging.getLogger(name) for name in ("lightning", "lightning.pytorch", "pytorch_lightning")]
-    levels = [logger.level for logger in quiet]
-    for logger in quiet:
-        logger.setLevel(logging.ERROR)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            return loader()
-    finally:
-        for logger, level in zip(quiet, levels):
-            logger.setLevel(level)
 
 
 @shared_model
@@ -63,7 +49,7 @@ def _segmentation_model():
     path = resolve_model(SEGMENTATION_3)
     from pyannote.audio import Model
 
-    return _quiet_load(lambda: Model.from_pretrained(path)).eval()
+    return load_quietly(lambda: Model.from_pretrained(path)).eval()
 
 
 @shared_model
