@@ -170,6 +170,24 @@ def format_clock(t_s: float) -> str:
     return f"{minutes}:{seconds:02d}"
 
 
+def parse_clock(text: str) -> float:
+    """``m:ss``, ``h:mm:ss`` or plain seconds (decimals allowed: ``1:02.5``) -> seconds; a
+    ValueError in words for anything else."""
+    parts = text.strip().split(":")
+    try:
+        if not 1 <= len(parts) <= 3 or any(p.strip() == "" for p in parts):
+            raise ValueError
+        values = [float(p) for p in parts]
+    except ValueError:
+        raise ValueError(f"write a time as minutes:seconds, e.g. 12:05 (got {text.strip()!r})") from None
+    if any(v < 0 for v in values) or any(v >= 60 for v in values[1:]):
+        raise ValueError(f"write a time as minutes:seconds, e.g. 12:05 (got {text.strip()!r})")
+    seconds = 0.0
+    for value in values:
+        seconds = seconds * 60 + value
+    return seconds
+
+
 # ----- the therapist's decisions about moments (confirm / dismiss, a note) -----------------
 NOTES_FILE = "notes.json"
 DECISIONS = ("confirmed", "dismissed")

@@ -105,7 +105,7 @@ def wait_for_review(page, session_id: str) -> None:
 
 def moment_row(page, moment_id: str):
     """The moments list's row of ``moment_id`` (the innermost columns block holding its ▶)."""
-    return page.get_by_test_id("stHorizontalBlock").filter(has=page.locator(f".st-key-jump-{moment_id}")).last
+    return page.get_by_test_id("stHorizontalBlock").filter(has=page.locator(f"[class*='st-key-jump-{moment_id}-at-']")).last
 
 
 def choose(page, widget, option: str, *, chosen=None) -> None:
@@ -169,8 +169,8 @@ def test_therapist_adds_a_missed_moment_in_the_browser(sample_copy):
         assert "added by you" not in main_text(page)
         page.get_by_role("button", name="+ Add a moment the tool missed").click()
         form = page.get_by_test_id("stPopoverBody")
-        form.get_by_label("From (s)").fill("12")
-        form.get_by_label("To (s)").fill("15")
+        form.get_by_label("From (m:ss)").fill("0:12")
+        form.get_by_label("To (m:ss)").fill("0:15")
         choose(page, form.get_by_test_id("stSelectbox"), "Raised voice")
         choose(page, form.get_by_test_id("stMultiSelect"), "Sam")
         page.keyboard.press("Escape")             # close the multiselect's list, not the popover
@@ -181,6 +181,7 @@ def test_therapist_adds_a_missed_moment_in_the_browser(sample_copy):
         listed = page.get_by_text("added by you")
         listed.wait_for(timeout=30_000)
         assert listed.inner_text() == "Raised voice · added by you — You marked this moment (Sam)."
+        page.get_by_text("Added: raised voice, 0:12–0:15, showing Sam.", exact=False).wait_for(timeout=30_000)
         added = load_added(store, session_id)
         assert [(a["start_s"], a["end_s"], a["kind"], a["participant_ids"]) for a in added] == \
             [(12.0, 15.0, "raised_voice", ["p2"])]
@@ -240,6 +241,8 @@ def test_walkthrough_with_a_veto_no_notes_and_the_passphrase_to_leave(sample_cop
         assert NOTE not in page.content() and "confidence" not in text.lower()
         assert session_id not in page.content()
         assert page.get_by_role("radiogroup").count() == 0                   # no page or session choice
+        assert page.get_by_role("button", name="Lock now").count() == 0      # no sidebar, no menu
+        assert not page.get_by_test_id("stSidebar").is_visible() and not page.get_by_test_id("stMainMenu").is_visible()
         assert page.locator("video").count() == 0                            # nothing plays before the veto
         shot(page, "walkthrough_before_watch.png")
         page.get_by_role("button", name="Alex: skip this one").click()       # Alex says no to the first

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from analysis.dashboard.seek import moment_of_jump_key
 from conftest import ARTIFACTS, ROOT, TEST_PASSPHRASE, dashboard_server, launch_chromium, listening_sockets, unlocked_app
 
 APP = str(ROOT / "app.py")
@@ -85,7 +86,9 @@ def test_dashboard_in_headless_chromium(sample_session):
             assert buttons.count() >= 4
             label = buttons.nth(1).inner_text()                  # "▶ 0:35"
             minutes, seconds = label.split()[-1].split(":")
-            buttons.nth(1).click()
+            # the browser moves the video in the click itself, before any word from the server
+            moved = buttons.nth(1).evaluate("b => { b.click(); return document.querySelector('video').currentTime; }")
+            assert moved == int(minutes) * 60 + int(seconds), (label, moved)
             page.get_by_text("Playing from").wait_for()
             page.wait_for_function("() => { const v = document.querySelector('video'); "
                                    "return v && v.readyState >= 1 && v.currentTime > 0; }", timeout=30_000)
@@ -109,17 +112,18 @@ def test_therapist_confirms_dismisses_and_notes_moments(app, sample_session):
     at, session_id = app
     store = sample_session[0]
     jumps = [b for b in at.button if b.key and b.key.startswith("jump-")]
-    first, second = (b.key.removeprefix("jump-") for b in jumps[:2])
+    first, second = (moment_of_jump_key(b.key) for b in jumps[:2])
     at.button(key=f"confirmed-{first}").click().run()
     at.button(key=f"dismissed-{second}").click().run()
     assert not at.exception, at.exception
     decisions = load_decisions(store, session_id)
     assert decisions[first]["decision"] == "confirmed" and decisions[second]["decision"] == "dismissed"
     keys = {b.key for b in at.button}
-    assert f"jump-{second}" not in keys and f"jump-{first}" in keys        # dismissed moments are hidden
+    shown = {moment_of_jump_key(k) for k in keys if k and k.startswith("jump-")}
+    assert second not in shown and first in shown        # dismissed moments are hidden
     assert any("✓ confirmed" in m.value for m in at.markdown)
     at.toggle(key="show_dismissed").set_value(True).run()
-    assert f"jump-{second}" in {b.key for b in at.button}
+    assert second in {moment_of_jump_key(b.key) for b in at.button if b.key and b.key.startswith("jump-")}
     at.text_area(key=f"note-{first}").input("Ask Alex how this felt.").run()
     at.button(key=f"save-note-{first}").click().run()
     assert load_decisions(store, session_id)[first]["note"] == "Ask Alex how this felt."
@@ -216,8 +220,8 @@ def test_therapist_adds_a_missed_moment_and_sees_agreement(app, sample_session):
 
     at, session_id = app
     store = sample_session[0]
-    at.number_input(key="add_start").set_value(12.0)
-    at.number_input(key="add_end").set_value(15.0)
+    at.text_input(key="add_start").input("0:12")
+    at.text_input(key="add_end").input("15")
     at.selectbox(key="add_kind").set_value("interruption")
     at.multiselect(key="add_people").set_value(["p2"])
     at.button(key="FormSubmitter:add_moment-Add moment").click().run()
@@ -226,6 +230,8 @@ def test_therapist_adds_a_missed_moment_and_sees_agreement(app, sample_session):
     assert [(a["start_s"], a["end_s"], a["kind"], a["participant_ids"]) for a in added][-1] == \
         (12.0, 15.0, "interruption", ["p2"])
     assert any("added by you — You marked this moment (Sam)." in m.value for m in at.markdown)
+    assert [s.value for s in at.success] == ["Added: interruption, 0:12–0:15, showing Sam. It is in the moments "
+                                             "list, marked \"added by you\"."]
     shown = at.table[-2].value                                   # "This session"
     assert shown.loc["Interruption", "you added (missed)"] >= 1
 
@@ -239,7 +245,7 @@ def test_walkthrough_shows_picked_moments_without_notes_or_vetoed_ones(app, samp
 
     at, session_id = app
     store = sample_session[0]
-    ids = [b.key.removeprefix("jump-") for b in at.button if b.key and b.key.startswith("jump-")][:3]
+    ids = [moment_of_jump_key(b.key) for b in at.button if b.key and b.key.startswith("jump-")][:3]
     for moment_id in ids:
         at.checkbox(key=f"pick-{moment_id}").check().run()
     at.text_area(key=f"note-{ids[1]}").input("Private: ask about the weekend.").run()
@@ -268,3 +274,12 @@ def test_walkthrough_shows_picked_moments_without_notes_or_vetoed_ones(app, samp
     at.text_input(key="leave_pw").input(TEST_PASSPHRASE)
     at.button(key="FormSubmitter:leave_walkthrough-Leave").click().run()
     assert at.title[0].value.startswith("Session ")
+
+
+def test_times_are_typed_as_minutes_and_seconds():
+    from analysis.review import parse_clock
+
+    assert [parse_clock(t) for t in ("0:12", "12", "1:02.5", " 50:00 ", "1:00:05")] == [12.0, 12.0, 62.5, 3000.0, 3605.0]
+    for bad in ("", "a:10", "1:75", "-3", "1::2", "1:2:3:4"):
+        with pytest.raises(ValueError, match="minutes:seconds"):
+            parse_clock(bad)

@@ -8,10 +8,11 @@ import pandas as pd
 import streamlit as st
 
 from analysis.dashboard.media_server import media_url
+from analysis.dashboard.seek import install_client_seek, jump_key
 from analysis.dashboard.takehome import takehome_panel
 from analysis.dashboard.vault import note_access
 from analysis.review import (KIND_TITLES, MOMENT_KINDS, WINDOW_STEP_S, Review, add_moment, agreement,
-                             default_window_s, format_clock, interruption_cells, load_added, load_decisions,
+                             default_window_s, format_clock, interruption_cells, parse_clock, load_added, load_decisions,
                              load_review, load_walkthrough, overview_density, overview_marks, pick_moment,
                              save_decision, session_agreement_inputs, thresholds_table, timeline_rows,
                              timeline_window, turn_length_summary, window_rows, window_start_for)
@@ -205,7 +206,7 @@ def overview_chart(review: Review, rows: pd.DataFrame, position_s: float, window
         x=alt.X("start_s:Q", scale=x_scale, axis=clock_axis((0.0, duration), title=None)), x2="end_s:Q", y=y,
         color=alt.Color("speech:Q", title="share of the time speaking", legend=None,
                         scale=alt.Scale(domain=[0, 1], range=["#f7f9fb", "#2b6ca3"])),
-        tooltip=["lane:N", alt.Tooltip("start_s:Q", title="from (s)", format=".0f"),
+        tooltip=["lane:N", alt.Tooltip("start_s:Q", title="from (s)", format=".1f"),
                  alt.Tooltip("speech:Q", title="speaking", format=".0%")])
     shown = [layer for layer in LAYER_COLOURS if layer in set(marks.layer)]
     pick_mark = alt.selection_point(name="overview_mark", fields=["start_s"], on="click", clear=False)
@@ -311,7 +312,7 @@ def moments_list(store: Store, review: Review) -> None:
         entry = decisions.get(m.event_id, {})
         decision = entry.get("decision")
         left, right = listing.columns([1, 3], vertical_alignment="top")
-        left.button(f"▶ {format_clock(m.start_s)}", key=f"jump-{m.event_id}", help=f"Play from {m.start_s:.1f} s",
+        left.button(f"▶ {format_clock(m.start_s)}", key=jump_key(m.event_id, m.start_s), help=f"Play from {m.start_s:.1f} s",
                     width="stretch", on_click=_play_from, args=(float(m.start_s),))
         tag = KIND_TITLES.get(m.kind, m.kind) + "".join(
             f" · {str(detail).replace('_', ' ')}" for detail in (m.outcome, m.style, m.expression)
@@ -350,21 +351,30 @@ def moments_shown(moments: pd.DataFrame, kinds: list[str], people: list[str]) ->
 
 
 def add_moment_form(store: Store, review: Review) -> None:
-    """Mark a moment the tool missed: from and to (s, starting where the video is), its kind,
-    the people it shows."""
+    """Mark a moment the tool missed: from and to (m:ss, starting where the video is), its kind,
+    the people it shows; says what was added."""
+    added = st.session_state.pop("moment_added", None)
+    if added:
+        st.success(added)
     with st.popover("+ Add a moment the tool missed"):
         with st.form("add_moment", clear_on_submit=True):
             here = float(st.session_state.get("position_s", 0.0))
-            start = st.number_input("From (s)", min_value=0.0, value=here, step=1.0, key="add_start")
-            end = st.number_input("To (s)", min_value=0.0, value=here + 5.0, step=1.0, key="add_end")
+            start = st.text_input("From (m:ss)", value=format_clock(here), key="add_start",
+                                  help="Where the video is now; type another time as minutes:seconds")
+            end = st.text_input("To (m:ss)", value=format_clock(here + 5.0), key="add_end")
             kind = st.selectbox("Kind", list(MOMENT_KINDS), format_func=KIND_TITLES.get, key="add_kind")
             people = st.multiselect("Who it shows", list(review.names), format_func=review.names.get, key="add_people")
             if st.form_submit_button("Add moment"):
                 try:
-                    add_moment(store, review.session_id, start_s=start, end_s=end, kind=kind, participant_ids=people)
+                    start_s, end_s = parse_clock(start), parse_clock(end)
+                    add_moment(store, review.session_id, start_s=start_s, end_s=end_s, kind=kind, participant_ids=people)
                 except ValueError as exc:
-                    st.error(str(exc).capitalize() + ".")
+                    st.error(str(exc)[:1].upper() + str(exc)[1:] + ".")
                     return
+                who = ", ".join(review.names[p] for p in people) or "no one in particular"
+                st.session_state.moment_added = (f"Added: {KIND_TITLES.get(kind, kind).lower()}, "
+                                                 f"{format_clock(start_s)}–{format_clock(end_s)}, showing {who}. "
+                                                 "It is in the moments list, marked \"added by you\".")
                 st.rerun()
 
 
@@ -518,8 +528,9 @@ def thresholds_panel(review: Review) -> None:
 
 
 def _play_from(t_s: float) -> None:
-    """A moment's ▶: the video plays from ``t_s`` (s). Only the player and the moments rerun
-    (:func:`player_and_moments`), so the click reaches the video without redrawing the charts."""
+    """A moment's ▶: the page's state follows the video to ``t_s`` (s). The browser has already
+    moved the video at the click (:mod:`analysis.dashboard.seek`); only the player and the
+    moments rerun (:func:`player_and_moments`), not the charts."""
     st.session_state.position_s = t_s
 
 
@@ -527,6 +538,7 @@ def _play_from(t_s: float) -> None:
 def player_and_moments(store: Store, review: Review) -> None:
     """The video at the chosen position, beside the moments list."""
     position = float(st.session_state.get("position_s", 0.0))
+    install_client_seek()
     video_col, moments_col = st.columns([3, 2])
     with video_col:
         media = review.manifest["media"]
