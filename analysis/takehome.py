@@ -123,7 +123,8 @@ def require_take_home(store: Store, session_id: str, manifest: dict | None = Non
         raise TakeHomeRefused(
             f"No take-home summary can be made: it needs everyone in the session to agree to a take-home copy, "
             f"and {ev.names_list(missing)} {'has' if len(missing) == 1 else 'have'} not agreed "
-            f"(or agreed to an older consent text).")
+            f"(or agreed to an older consent text). If they agree now, record it with: playback consent "
+            f"{session_id} --give \"NAME=take_home_copy\".")
     return consented
 
 

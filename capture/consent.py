@@ -210,6 +210,44 @@ def store_enrolment(store: Store, session_id: str, record: ConsentRecord, wav: b
     return ConsentRecord(**{**record.to_dict(), "enrolment": rel})
 
 
+# ----- a later change of mind ---------------------------------------------------------------
+RECORDING_SCOPES = ("record_audio", "record_video")
+
+
+def change_scopes(store: Store, session_id: str, participant: str, *, give=(), revoke=(),
+                  collected_by: str = "therapist") -> ConsentRecord:
+    """Record that ``participant`` (name or id) now agrees to the scopes ``give`` and no longer to
+    ``revoke`` (names as :func:`parse_scopes` takes them), e.g. a take-home copy agreed at the
+    next session. The new record is given under the consent text in force now, with the other
+    scopes kept; it replaces the old one and is audited by ids and scope codes. Recording scopes
+    cannot change here: a recording cannot be un-made (that is withdrawal, which erases it)."""
+    manifest = store.manifest(session_id)
+    person = next((p for p in manifest["participants"] if participant in (p["id"], p["name"])), None)
+    if person is None:
+        raise PlaybackError(f"No one called {participant!r} is in session {session_id}: "
+                            f"{', '.join(p['name'] for p in manifest['participants'])}.")
+    added = [s for s, on in parse_scopes(give).items() if on]
+    removed = [s for s, on in parse_scopes(revoke).items() if on]
+    if set(added) & set(removed):
+        raise PlaybackError(f"A scope cannot be given and revoked at once: {', '.join(sorted(set(added) & set(removed)))}.")
+    fixed = [s for s in added + removed if s in RECORDING_SCOPES]
+    if fixed:
+        raise PlaybackError(f"{' and '.join(s.replace('_', ' ') for s in fixed)} cannot change after the recording: "
+                            f"to take {person['name']} out of it, use 'playback withdraw {session_id} "
+                            f"--participant {person['name']}' (it erases the session).")
+    records = read_consent(store, session_id)
+    if records is None:
+        raise PlaybackError(f"Session {session_id} predates consent records; import it again to record consent.")
+    old = records.get(person["id"])
+    scopes = dict(old.scopes) if old else parse_scopes(None)
+    scopes.update({s: True for s in added})
+    scopes.update({s: False for s in removed})
+    record = make_record(person["id"], scopes, method="changed later", collected_by=collected_by,
+                         enrolment=old.enrolment if old and scopes["analyse_voice"] else None)
+    write_consent(store, session_id, [*(r for pid, r in records.items() if pid != person["id"]), record])
+    return record
+
+
 # ----- withdrawal ---------------------------------------------------------------------------
 def _audit(store: Store, action: str, session_id: str, detail: str) -> None:
     """Write to the store's audit log (ids and short codes only, never names)."""

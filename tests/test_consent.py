@@ -126,6 +126,33 @@ def test_import_records_attested_consent_and_checks_given_scopes(store):
     assert len(store.list_sessions()) == 1
 
 
+def test_a_later_take_home_agreement_is_recorded_and_audited(store):
+    """An imported session has no take-home scope; Sam agrees at the next session: the therapist
+    records it, the take-home rule then passes, and recording scopes cannot change this way."""
+    from analysis.takehome import TakeHomeRefused, require_take_home
+
+    session_id = import_media(store, shared("data/ami-pair/dev00.wav"), PEOPLE)
+    with pytest.raises(TakeHomeRefused, match=f"playback consent {session_id} --give"):
+        require_take_home(store, session_id)
+    given = playback("consent", session_id, "--give", "Alex=take_home_copy", "--give", "Sam=take_home_copy,supervision_training",
+                     store=store)
+    assert given.returncode == 0, given.stderr
+    records = read_consent(store, session_id)
+    assert all(r.allows("take_home_copy") and r.allows("analyse_voice") and r.method == "changed later"
+               for r in records.values())
+    assert records["p2"].allows("supervision_training") and not records["p1"].allows("supervision_training")
+    assert require_take_home(store, session_id) == {"p1", "p2"}
+    revoked = playback("consent", session_id, "--revoke", "Sam=take_home_copy", store=store)
+    assert revoked.returncode == 0 and not read_consent(store, session_id)["p2"].allows("take_home_copy")
+    for args, words in ((["--revoke", "Sam=record_audio"], "playback withdraw"),
+                        (["--give", "Robin=take_home_copy"], "No one called 'Robin'"),
+                        (["--give", "Sam"], "NAME=SCOPES")):
+        refused = playback("consent", session_id, *args, store=store)
+        assert refused.returncode != 0 and words in refused.stderr and "Traceback" not in refused.stderr
+    log = (store.root / "audit.log").read_text()
+    assert "p2:101011" in log and "p2:101001" in log and "Sam" not in log and "Alex" not in log   # audio only
+
+
 # ----- scopes honoured by the analysis (C3) ----------------------------------------------------
 class FakeLandmarker:
     """Stands in for MediaPipe: records every image the face model is given; finds no faces."""

@@ -253,8 +253,13 @@ def test_dashboard_panel_refuses_then_offers_downloads_and_a_clip(prepared):
     assert [e.label for e in at.expander] == ["Take-home summary for the clients"]
     (info,) = at.info
     assert "Alex has not agreed" in info.value and not at.get("download_button")
-    consent(store, session_id)
-    at.run()
+    assert [c.key for c in at.checkbox] == ["takehome_agree_p1"] and not at.checkbox[0].value   # only Alex, unticked
+    at.checkbox(key="takehome_agree_p1").check()                    # Alex agrees now, in the room
+    at.button(key=f"FormSubmitter:takehome_consent_{session_id}-Record their agreement").click().run()
+    assert not at.exception, at.exception
+    from capture.consent import read_consent
+
+    assert read_consent(store, session_id)["p1"].method == "changed later"
     assert not at.info and not at.get("download_button")
     at.text_input(key="takehome_pw").input(TEST_PASSPHRASE)
     at.button(key="FormSubmitter:takehome_reauth_" + session_id + "-Confirm take-home copy").click().run()

@@ -9,6 +9,7 @@
                     [--enrol] [--duration S]
     playback withdraw SESSION_ID --participant NAME [--yes]
     playback consent SESSION_ID          show who agreed to what
+    playback consent SESSION_ID --give "Sam=take_home_copy" [--revoke NAME=SCOPES]   a later change
     playback devices                     list microphones and cameras
     playback recover                     assemble recordings interrupted by a crash (also automatic)
 
@@ -26,6 +27,8 @@ from capture.consent import (
     CONSENT_TEXT_VERSION,
     SCOPE_LABELS,
     SCOPES,
+    change_scopes,
+    parse_scopes,
     read_consent,
     require_consent,
     spoken_statement,
@@ -238,6 +241,19 @@ def cmd_withdraw(args, store) -> int:
 
 def cmd_consent(args, store) -> int:
     manifest = store.manifest(args.session_id)
+    changes: dict[str, dict[str, list[str]]] = {}
+    for verb in ("give", "revoke"):
+        for spec in getattr(args, verb) or []:
+            name, _, scopes = spec.partition("=")
+            if not name.strip() or not scopes.strip():
+                raise PlaybackError(f"Write --{verb} as NAME=SCOPES, e.g. --{verb} \"Sam=take_home_copy\" (got {spec!r}).")
+            changes.setdefault(name.strip(), {"give": [], "revoke": []})[verb] += scopes.split(",")
+    for change in changes.values():                  # every scope checked before anything is written
+        parse_scopes(change["give"]), parse_scopes(change["revoke"])
+    for name, change in changes.items():
+        change_scopes(store, args.session_id, name, give=change["give"], revoke=change["revoke"])
+        print(f"Recorded for {name}: " + "; ".join(f"{verb} {', '.join(s.strip() for s in scopes)}"
+                                                  for verb, scopes in change.items() if scopes) + ".", file=sys.stderr)
     records = read_consent(store, args.session_id)
     if records is None:
         print("This session predates consent records (treated as attested by the therapist).")
@@ -306,7 +322,11 @@ def add_commands(add, open_store) -> None:
     p.add_argument("session_id")
     p.add_argument("--participant", required=True, help="name or id of the person withdrawing")
     p.add_argument("--yes", action="store_true", help="do not ask to confirm")
-    p = add("consent", with_store(cmd_consent), "show who agreed to what in a session")
+    p = add("consent", with_store(cmd_consent), "show who agreed to what in a session, or record a later change")
     p.add_argument("session_id")
+    p.add_argument("--give", action="append", default=[], metavar="NAME=SCOPES",
+                   help="a person now agrees to more, e.g. \"Sam=take_home_copy\" (recording scopes cannot change)")
+    p.add_argument("--revoke", action="append", default=[], metavar="NAME=SCOPES",
+                   help="a person no longer agrees to a scope, e.g. \"Alex=supervision_training\"")
     add("devices", lambda args: cmd_devices(args, None), "list microphones and cameras")
     add("recover", with_store(cmd_recover), "assemble recordings interrupted by a crash")

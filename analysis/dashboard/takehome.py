@@ -11,7 +11,9 @@ import streamlit as st
 
 from analysis.dashboard.vault import REAUTH_VALID_S
 from analysis.review import Review, format_clock
-from analysis.takehome import clip, clip_span, require_take_home, summary_html, summary_pdf, take_home_summary
+from analysis.takehome import (TAKE_HOME_SCOPE, clip, clip_span, require_take_home, summary_html, summary_pdf,
+                               take_home_consented, take_home_summary)
+from capture.consent import change_scopes
 from capture.errors import PlaybackError
 from capture.store import Store
 
@@ -47,6 +49,23 @@ def _granted(store: Store, session_id: str) -> bool:
     return False
 
 
+def record_take_home_agreement(store: Store, review: Review) -> None:
+    """A form to record that people who had not agreed to a take-home copy agree now (each ticks
+    their own box; nothing is pre-ticked); kept in the session's consent records and audited."""
+    missing = [p for p in review.manifest["participants"]
+               if p["id"] not in take_home_consented(store, review.session_id)]
+    with st.form(f"takehome_consent_{review.session_id}", clear_on_submit=True):
+        st.markdown("**If they agree now**, each person ticks their own box:")
+        agreed = [p for p in missing if st.checkbox(f"I, {p['name']}, agree to a take-home copy of this session",
+                                                    value=False, key=f"takehome_agree_{p['id']}")]
+        submitted = st.form_submit_button("Record their agreement")
+    if submitted and agreed:
+        for person in agreed:
+            change_scopes(store, review.session_id, person["id"], give=[TAKE_HOME_SCOPE])
+        st.toast("Recorded: " + ", ".join(p["name"] for p in agreed) + ".")
+        st.rerun()
+
+
 def takehome_panel(store: Store, review: Review) -> None:
     """The expander "Take-home summary for the clients" on the session page."""
     session_id = review.session_id
@@ -59,6 +78,7 @@ def takehome_panel(store: Store, review: Review) -> None:
             require_take_home(store, session_id, review.manifest)
         except PlaybackError as exc:
             st.info(_plain(str(exc)))
+            record_take_home_agreement(store, review)
             return
         names = review.names
         blur = st.multiselect("In clips, blur the face and mute the voice of (optional)", list(names),
