@@ -29,7 +29,8 @@ def store_from_args() -> Store:
 
 def main() -> None:
     st.set_page_config(page_title="Playback", layout="wide")
-    store = vault_gate(store_from_args().root)   # unlock page until the passphrase is given; locks when idle
+    # unlock page until the passphrase is given; locks when idle
+    store = vault_gate(store_from_args().root, lock_button=not active_walkthrough())
     if active_walkthrough():                      # the clients' screen: nothing else reachable
         walkthrough_page(store, active_walkthrough())
         return

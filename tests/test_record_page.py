@@ -51,6 +51,21 @@ def test_start_is_disabled_until_everyone_consented_then_records(record_page, st
     assert any("Recorded" in s.value for s in at.success)
 
 
+def test_a_recording_goes_into_the_chosen_case(record_page, store):
+    case = store.cases.create("The Rivers", ["Alex", "Sam"])
+    at = record_page.run()
+    at.selectbox(key="rec_case").set_value(case.case_id).run()
+    assert at.text_input(key="rec_people").value == "Alex, Sam"          # the case's people, filled in
+    _tick(at, "Alex", ["record_audio", "record_video"])
+    _tick(at, "Sam", ["record_audio", "record_video"])
+    at.button(key="rec_start").click().run()
+    assert not at.exception, at.exception
+    [row] = store.list_sessions()
+    assert [r.session_id for r in store.cases.sessions(case.case_id)] == [row.session_id]
+    at.button(key="rec_stop").click().run()
+    assert store.session_row(row.session_id).status == "recorded"
+
+
 @pytest.mark.slow
 @pytest.mark.browser
 def test_record_page_screenshot(store):

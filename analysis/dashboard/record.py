@@ -125,6 +125,22 @@ def recording_panel(store: Store) -> None:
             st.rerun(scope="app")
 
 
+def case_choice(store: Store) -> str | None:
+    """The case (couple or group) the recording belongs to, or None; choosing one fills in its
+    people, who can still be changed (someone absent today)."""
+    cases = {case.case_id: case for case in store.cases.all()}
+
+    def fill_people() -> None:
+        chosen = cases.get(st.session_state.get("rec_case"))
+        if chosen:
+            st.session_state.rec_people = ", ".join(chosen.people)
+
+    return st.selectbox("Case", [None, *cases], key="rec_case", on_change=fill_people,
+                        format_func=lambda c: "No case (choose one later on the Sessions page)" if c is None
+                        else f"{cases[c].name} ({', '.join(cases[c].people)})",
+                        help="The couple or group this session belongs to: its trends include it")
+
+
 def record_page(store: Store) -> None:
     st.title("Record a session")
     if st.session_state.get(_REC) is not None:
@@ -137,6 +153,7 @@ def record_page(store: Store) -> None:
     if "rec_withdrawn" in st.session_state:
         st.info(f"{st.session_state.pop('rec_withdrawn')} withdrew: the recording stopped and the session was erased.")
     st.subheader("1 · Who is here")
+    case_id = case_choice(store)
     text = st.text_input("Everyone present, left to right as the camera sees them", key="rec_people",
                          placeholder="Alex, Sam")
     if not text.strip():
@@ -191,6 +208,8 @@ def record_page(store: Store) -> None:
         recorder = Recorder(store, people, records, mics=mic_devices, cameras=cam_devices, enrolment=clips)
         try:
             recorder.start()
+            if case_id:
+                store.cases.assign(recorder.session_id, case_id)
         except PlaybackError as exc:
             st.error(str(exc))
             return

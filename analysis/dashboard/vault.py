@@ -62,9 +62,10 @@ def lock(*, reason: str = "lock", notice: str | None = None) -> None:
         st.session_state[_NOTICE] = notice
 
 
-def vault_gate(root: Path | str) -> Store:
+def vault_gate(root: Path | str, *, lock_button: bool = True) -> Store:
     """The unlocked store of this browser session; otherwise the unlock page and ``st.stop()``.
-    Locks first when the session was idle for longer than :func:`idle_limit_s`."""
+    Locks first when the session was idle for longer than :func:`idle_limit_s`. The sidebar's
+    "Lock now" is left out with ``lock_button=False`` (the clients' walkthrough screen)."""
     _startup_sweep(str(root))
     state = st.session_state
     now = time.time()
@@ -78,13 +79,18 @@ def vault_gate(root: Path | str) -> Store:
         unlock_page(Path(root))
         st.stop()
     state[_ACTIVITY] = now
+    if lock_button:
+        _lock_button()
+    _idle_watch()
+    return store
+
+
+def _lock_button() -> None:
     with st.sidebar:
         if st.button("🔒 Lock now", key="vault_lock", help="Lock the dashboard; the passphrase is needed again."):
             lock(notice="Locked.")
             st.rerun()
         st.caption(f"Locks by itself after {idle_limit_s() / 60:g} minutes without activity.")
-    _idle_watch()
-    return store
 
 
 @st.fragment(run_every=30)

@@ -32,7 +32,15 @@ def active_walkthrough() -> str | None:
     return st.session_state.get(_ACTIVE)
 
 
+# The clients' screen shows the walkthrough only: no sidebar, no Streamlit menu or toolbar.
+CLIENT_SCREEN_STYLE = """<style>
+[data-testid="stSidebar"], [data-testid="stSidebarCollapsedControl"], [data-testid="stExpandSidebarButton"],
+[data-testid="stToolbar"], [data-testid="stMainMenu"], [data-testid="stDecoration"] { display: none !important; }
+</style>"""
+
+
 def walkthrough_page(store: Store, session_id: str) -> None:
+    st.html(CLIENT_SCREEN_STYLE)
     review = load_review(store, session_id)
     added = load_added(store, session_id)
     playlist = walkthrough_playlist(review, load_decisions(store, session_id), load_walkthrough(store, session_id), added)
