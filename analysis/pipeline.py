@@ -9,7 +9,12 @@ The stage contract (:class:`Stage`):
   (``Stage.consent``) to what it produced;
 * every constant that shapes its output is a field of its parameter classes (``Stage.params``
   names the fields of :class:`Params`), so the *fingerprint* covers it;
-* it reports progress through one hook, ``hook(step, *, completed, total)``.
+* it reports progress through one hook, ``hook(step, *, completed, total)``;
+* the part of its work that needs no earlier stage (the audio work of the speakers and tone
+  stages) may be declared as ``Stage.early``: :func:`analyze` starts it in a background thread
+  before the first stage runs, so it overlaps the faces stage (whose stretches run in worker
+  processes), and ``run`` takes its result with :meth:`Session.early`. Early work writes
+  nothing; only ``run``'s tables are stored.
 
 A stage's fingerprint hashes its code version, parameters and the fingerprints of its
 declared inputs; ``derived/<stage>.run.json`` records it with the model versions, timings and
@@ -24,14 +29,15 @@ import json
 import os
 import platform
 import time
+from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Callable, NamedTuple, Protocol
+from typing import Callable, NamedTuple, Protocol, TypeVar
 
 import numpy as np
 import pandas as pd
 
 from analysis.core import events as ev
-from analysis.core.workers import process_pool
+from analysis.core.workers import background_thread, process_pool
 from analysis.stages import dynamics, expressions, faces, tone
 from analysis.stages.speakers import (
     backends,
@@ -48,6 +54,7 @@ from capture.store import Store, utc_now
 
 CODE_VERSION = "0.1.0"
 SPEAKER_COLUMNS = ["start_s", "end_s", "participant_id", "confidence"]
+Early = TypeVar("Early")
 
 
 class ProgressHook(Protocol):
@@ -97,6 +104,18 @@ class Session:
         self.manifest = store.manifest(session_id)
         self._audio: tuple[np.ndarray, int] | None = None
         self._tracks: list[tuple[str, np.ndarray, int]] | None = None
+        self._early: dict[str, Future] = {}
+        self.early_seconds: dict[str, float] = {}   # stage -> wall time (s) of its background early work
+
+    def start_early(self, stage: str, future: Future) -> None:
+        """Hand over the background run of ``stage``'s early work (see :func:`analyze`)."""
+        self._early[stage] = future
+
+    def early(self, stage: str, work: Callable[["Session", "Params"], Early], params: "Params") -> Early:
+        """What ``work(self, params)``, the early part of ``stage`` (``Stage.early``), returns:
+        from its background run when :func:`analyze` started one, else computed now."""
+        future = self._early.pop(stage, None)
+        return future.result() if future is not None else work(self, params)
 
     @property
     def participant_ids(self) -> list[str]:
@@ -217,23 +236,29 @@ def _detect_stretch(root: str, session_id: str, key: bytes | None, rel: str, sta
                                   progress=progress, visible=visible, start_s=start_s, end_s=end_s)
 
 
-def run_speakers(s: Session, p: Params, hook: ProgressHook) -> StageResult:
-    """Who spoke when, with the backend chosen from what the session has: one track per person
-    -> multi-track; a configured pyannote pipeline -> pyannote; otherwise the embedded
-    single-microphone backend, with clusters named by enrolment clips and by faces."""
+class VoiceClusters(NamedTuple):
+    """The single-microphone backends' audio-only result: frame-level voice clusters (ordered
+    by participant where enrolment clips named them) and the run record's note on enrolment."""
+
+    frames: diarization.FrameDiarization
+    enrolled: str
+
+
+def speakers_from_audio(s: Session, p: Params) -> StageResult | VoiceClusters:
+    """The speakers stage's work that needs no earlier stage (``Stage.early``): the finished
+    result for multi-track, a pyannote pipeline or no audio; for the embedded backends the voice
+    clusters, which :func:`run_speakers` then names with the faces."""
     if len(s.manifest["media"].get("tracks") or []) >= 2:
-        return _speakers_multitrack(s, p, hook)
+        return _speakers_multitrack(s, p)
     audio = s.audio()
     if audio is None:
         return StageResult({"speakers.parquet": pd.DataFrame(columns=SPEAKER_COLUMNS)}, {"skipped": "no audio"})
     y, sr = audio
     ids = s.participant_ids
-    hook("speakers", completed=0, total=2)
     if p.diarization.pyannote_pipeline:
         pipeline = pyannote_backend.load_pipeline(pyannote_backend.locate_pipeline(p.diarization.pyannote_pipeline))
         segments = pyannote_backend.diarize_with_pyannote(pipeline, y, sr, n_speakers=len(ids))
         segments = pyannote_backend.map_labels(segments, pyannote_backend.first_speech_mapping(segments, ids))
-        hook("speakers", completed=2, total=2)
         return StageResult({"speakers.parquet": segments[SPEAKER_COLUMNS]}, pyannote_backend.backend_record(pipeline))
     frames = backends.diarize_backend_frames(y, sr, n_speakers=len(ids), params=p.diarization)
     prints = _enrolment_prints(s, p)
@@ -242,10 +267,25 @@ def run_speakers(s: Session, p: Params, hook: ProgressHook) -> StageResult:
         named = enrolment.name_clusters(y, sr, frames, prints, params=p.diarization)
         frames = _order_clusters_by_participant(frames, {c: ids.index(pid) for c, (pid, _) in named.items()})
         enrolled = f"; {len(named)} of {len(prints)} enrolled voices recognised"
+    return VoiceClusters(frames, enrolled)
+
+
+def run_speakers(s: Session, p: Params, hook: ProgressHook) -> StageResult:
+    """Who spoke when, with the backend chosen from what the session has: one track per person
+    -> multi-track; a configured pyannote pipeline -> pyannote; otherwise the embedded
+    single-microphone backend, with clusters named by enrolment clips and by faces (the voice
+    work is :func:`speakers_from_audio`, only the naming by faces waits for the faces stage)."""
+    hook("speakers", completed=0, total=2)
+    heard = s.early("speakers", speakers_from_audio, p)
+    if isinstance(heard, StageResult):
+        hook("speakers", completed=2, total=2)
+        return heard
     hook("speakers", completed=1, total=2)
-    segments, how = name_speakers(frames, ids, s.table("derived/faces.parquet"), params=p.audiovisual)
+    segments, how = name_speakers(heard.frames, s.participant_ids, s.table("derived/faces.parquet"),
+                                  params=p.audiovisual)
     hook("speakers", completed=2, total=2)
-    return StageResult({"speakers.parquet": segments}, {"models": backends.model_versions(p.diarization), "backend": how + enrolled})
+    return StageResult({"speakers.parquet": segments},
+                       {"models": backends.model_versions(p.diarization), "backend": how + heard.enrolled})
 
 
 def _enrolment_prints(s: Session, p: Params) -> dict[str, np.ndarray]:
@@ -268,44 +308,50 @@ def _order_clusters_by_participant(frames: diarization.FrameDiarization, seat_of
     return frames.relabelled([old for old, _ in sorted(seat.items(), key=lambda item: item[1])])
 
 
-def _speakers_multitrack(s: Session, p: Params, hook: ProgressHook) -> StageResult:
+def _speakers_multitrack(s: Session, p: Params) -> StageResult:
     """One track per person: per-track voice activity with bleed rejection. Tracks of people
     who did not consent to voice analysis are not analysed."""
-    hook("speakers", completed=0, total=1)
     chosen = s.voice_tracks()
     signals, sr = [y for _, y, _ in chosen], (chosen[0][2] if chosen else AUDIO_RATE_HZ)
     segments = (multitrack.diarize_tracks(signals, sr, [pid for pid, _, _ in chosen], params=p.multitrack) if signals
                 else pd.DataFrame(columns=SPEAKER_COLUMNS))
-    hook("speakers", completed=1, total=1)
     return StageResult({"speakers.parquet": segments}, {
         "models": diarization.model_versions(),
         "backend": f"multi-track: one microphone per person ({len(signals)} tracks), Silero VAD per track with "
                    "bleed rejection"})
 
 
-def run_tone(s: Session, p: Params, hook: ProgressHook) -> StageResult:
-    """Prosody frames (``tone_frames.parquet``, :data:`analysis.stages.tone.FRAME_COLUMNS`, plus
-    ``participant_id`` when each person has their own microphone track), each speech segment
-    against the speaker's own baseline (``tone.parquet``) and each person's arousal curve
-    (``arousal.parquet``)."""
+def prosody_from_audio(s: Session, p: Params) -> pd.DataFrame | None:
+    """The tone stage's work that needs no earlier stage (``Stage.early``): prosody frames
+    (:data:`analysis.stages.tone.FRAME_COLUMNS`, plus ``participant_id`` when each person has
+    their own microphone track); None without audio to measure."""
     tracks = s.voice_tracks()
     audio = None if tracks else s.audio()       # the mix is not needed when each person has a track
     if audio is None and not tracks:
+        return None
+    if tracks:          # each person's voice from their own microphone
+        return pd.concat([tone.prosody_frames(y, sr, params=p.tone).assign(participant_id=pid)
+                          for pid, y, sr in tracks], ignore_index=True)
+    return tone.prosody_frames(*audio, params=p.tone)
+
+
+def run_tone(s: Session, p: Params, hook: ProgressHook) -> StageResult:
+    """Prosody frames (``tone_frames.parquet``, :func:`prosody_from_audio`), each speech segment
+    against the speaker's own baseline (``tone.parquet``) and each person's arousal curve
+    (``arousal.parquet``)."""
+    hook("tone", completed=0, total=1)
+    frames = s.early("tone", prosody_from_audio, p)
+    if frames is None:
         return StageResult({"tone.parquet": tone.segment_tone(pd.DataFrame(), pd.DataFrame()),
                             "tone_frames.parquet": pd.DataFrame(columns=tone.FRAME_COLUMNS),
                             "arousal.parquet": pd.DataFrame(columns=tone.AROUSAL_COLUMNS)},
                            {"skipped": "no audio"})
-    hook("tone", completed=0, total=1)
-    if tracks:          # each person's voice from their own microphone
-        frames = pd.concat([tone.prosody_frames(y, sr, params=p.tone).assign(participant_id=pid)
-                            for pid, y, sr in tracks], ignore_index=True)
-    else:
-        frames = tone.prosody_frames(*audio, params=p.tone)
     speech = s.table("derived/speakers.parquet")
     hook("tone", completed=1, total=1)
     return StageResult({"tone.parquet": tone.segment_tone(frames, speech, params=p.tone), "tone_frames.parquet": frames,
                         "arousal.parquet": tone.arousal_curve(frames, speech, params=p.tone)},
-                       {"voice": "each person's own track" if tracks else "one shared recording: solo speech only"})
+                       {"voice": "each person's own track" if "participant_id" in frames else
+                        "one shared recording: solo speech only"})
 
 
 def run_dynamics(s: Session, p: Params, hook: ProgressHook) -> StageResult:
@@ -437,13 +483,16 @@ class Stage:
     params: tuple[str, ...]
     run: Callable[[Session, Params, ProgressHook], StageResult]
     consent: Callable[[Session, StageResult], StageResult] = consent_applied_in_run
+    early: Callable[[Session, Params], object] | None = None    # work that needs no earlier stage
+                                                               # (see the module docstring)
 
 
 STAGES: tuple[Stage, ...] = (
     Stage("faces", "1", ("media:video", "consent:analyse_face"), ("faces",), run_faces),
     Stage("speakers", "2", ("media:audio", "consent:analyse_voice", "enrolment", "faces"),
-          ("diarization", "multitrack", "audiovisual"), run_speakers, unattribute_speech),
-    Stage("tone", "2", ("media:audio", "consent:analyse_voice", "speakers"), ("tone",), run_tone, hide_unconsented_tone),
+          ("diarization", "multitrack", "audiovisual"), run_speakers, unattribute_speech, speakers_from_audio),
+    Stage("tone", "2", ("media:audio", "consent:analyse_voice", "speakers"), ("tone",), run_tone, hide_unconsented_tone,
+          prosody_from_audio),
     Stage("dynamics", "2", ("speakers", "tone", "consent:analyse_voice"), ("dynamics",), run_dynamics),
     Stage("expressions", "1", ("faces",), ("expressions",), run_expressions),
     Stage("events", "3", ("speakers", "tone", "dynamics", "expressions"), ("tone",), run_events),
@@ -487,14 +536,27 @@ def _previous_run(store: Store, session_id: str, stage: str) -> tuple[dict | Non
     return previous, [out for out in outputs if not store.is_intact(session_id, out)]
 
 
-def analyze(store: Store, session_id: str, *, params: Params | None = None, hook: ProgressHook = no_progress,
-            force: bool = False) -> list[dict]:
-    """Run every stage of ``session_id``; returns the run records (``status`` is ``ran`` or
-    ``skipped`` for stages whose inputs and parameters did not change)."""
-    params = params or Params.from_environment()
-    session = Session(store, session_id)
+class Planned(NamedTuple):
+    """One stage's place in a run: its ``fingerprint`` and declared ``inputs``' fingerprints,
+    its last run record (``previous``) and the files of that run found damaged; ``runs`` says
+    whether it runs this time."""
+
+    stage: Stage
+    fingerprint: str
+    inputs: dict
+    recorded: dict
+    previous: dict | None
+    damaged: list[str]
+    runs: bool
+
+
+def plan(session: Session, params: Params, *, force: bool = False) -> list[Planned]:
+    """Every stage's fingerprint and whether it must run: a stage is skipped when its
+    fingerprint (code version, parameters, declared inputs' fingerprints; it never depends on
+    what an earlier stage wrote) matches its last good run and everything that run wrote is
+    intact."""
     fingerprints: dict[str, object] = {}
-    records = []
+    planned = []
     for stage in STAGES:
         inputs = {}
         for name in stage.inputs:
@@ -506,27 +568,58 @@ def analyze(store: Store, session_id: str, *, params: Params | None = None, hook
             {"stage": stage.name, "version": stage.version, "code": CODE_VERSION, "params": recorded,
              "participants": session.participant_ids, "inputs": inputs},
             sort_keys=True).encode()).hexdigest()
-        previous, damaged = _previous_run(store, session_id, stage.name)
-        if (not force and not damaged and previous and previous.get("fingerprint") == fingerprint
-                and previous.get("status") == "ok"):
-            fingerprints[stage.name] = fingerprint
-            records.append({**previous, "this_run": "skipped"})
-            hook(stage.name, completed=1, total=1)
-            continue
-        started = time.perf_counter()
-        tables, info = stage.consent(session, stage.run(session, params, hook))
-        elapsed = time.perf_counter() - started
-        meta = {"stage": stage.name, "stage_version": stage.version, "params": recorded, **info}
-        for rel, frame in tables.items():
-            store.write_table(session_id, f"derived/{rel}", frame, meta)
-        record = {
-            "stage": stage.name, "stage_version": stage.version, "code_version": CODE_VERSION,
-            "fingerprint": fingerprint, "inputs": inputs, "params": recorded, "outputs": sorted(tables),
-            "status": "ok", "finished_utc": utc_now(), "seconds": round(elapsed, 3),
-            "python": platform.python_version(), **info,
-        }
-        store.write_json(session_id, run_json_path(stage.name), record)
+        previous, damaged = _previous_run(session.store, session.id, stage.name)
+        unchanged = (not force and not damaged and previous and previous.get("fingerprint") == fingerprint
+                     and previous.get("status") == "ok")
         fingerprints[stage.name] = fingerprint
-        records.append({**record, "this_run": "ran", "repaired": damaged})
+        planned.append(Planned(stage, fingerprint, inputs, recorded, previous, damaged, not unchanged))
+    return planned
+
+
+def _timed_early(session: Session, stage: Stage, params: Params):
+    """``stage.early(session, params)``, its wall time (s) kept in ``session.early_seconds``."""
+    started = time.perf_counter()
+    result = stage.early(session, params)
+    session.early_seconds[stage.name] = round(time.perf_counter() - started, 3)
+    return result
+
+
+def analyze(store: Store, session_id: str, *, params: Params | None = None, hook: ProgressHook = no_progress,
+            force: bool = False) -> list[dict]:
+    """Run every stage of ``session_id``; returns the run records (``status`` is ``ran`` or
+    ``skipped`` for stages whose inputs and parameters did not change).
+
+    Stages run in order; the early work (``Stage.early``) of those that run starts first, one
+    after another in a background thread, so the audio work overlaps the faces stage. A
+    stage's record gives ``seconds`` of its ``run`` and ``early_seconds`` of its early work."""
+    params = params or Params.from_environment()
+    session = Session(store, session_id)
+    planned = plan(session, params, force=force)
+    records = []
+    with background_thread("playback-early") as background:
+        for step in planned:
+            if step.runs and step.stage.early is not None:
+                session.start_early(step.stage.name, background.submit(_timed_early, session, step.stage, params))
+        for step in planned:
+            stage = step.stage
+            if not step.runs:
+                records.append({**step.previous, "this_run": "skipped"})
+                hook(stage.name, completed=1, total=1)
+                continue
+            started = time.perf_counter()
+            tables, info = stage.consent(session, stage.run(session, params, hook))
+            elapsed = time.perf_counter() - started
+            meta = {"stage": stage.name, "stage_version": stage.version, "params": step.recorded, **info}
+            for rel, frame in tables.items():
+                store.write_table(session_id, f"derived/{rel}", frame, meta)
+            early = {"early_seconds": session.early_seconds[stage.name]} if stage.name in session.early_seconds else {}
+            record = {
+                "stage": stage.name, "stage_version": stage.version, "code_version": CODE_VERSION,
+                "fingerprint": step.fingerprint, "inputs": step.inputs, "params": step.recorded,
+                "outputs": sorted(tables), "status": "ok", "finished_utc": utc_now(), "seconds": round(elapsed, 3),
+                **early, "python": platform.python_version(), **info,
+            }
+            store.write_json(session_id, run_json_path(stage.name), record)
+            records.append({**record, "this_run": "ran", "repaired": step.damaged})
     store.set_status(session_id, "analysed")
     return records

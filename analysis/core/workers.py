@@ -1,4 +1,4 @@
-"""Worker processes that start from a clean interpreter.
+"""Worker processes that start from a clean interpreter, and one background thread.
 
 ``spawn`` re-imports the parent's ``__main__`` in every new process. When the parent is a
 Streamlit page or a test harness, ``__main__`` is that script (``app.py``), which must never run
@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import sys
 import types
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from multiprocessing import get_context
 
 
@@ -31,3 +31,15 @@ def process_pool(workers: int):
     processes as tasks arrive, so the caller's ``__main__`` stays hidden throughout)."""
     with clean_main(), ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
         yield pool
+
+
+@contextlib.contextmanager
+def background_thread(name: str):
+    """One thread (an executor) for work started now and collected later in the ``with``. On
+    leaving (an error included), work not yet begun is cancelled and the piece running is
+    waited for, so no thread outlives the ``with``."""
+    pool = ThreadPoolExecutor(1, thread_name_prefix=name)
+    try:
+        yield pool
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
