@@ -376,10 +376,15 @@ def run_dynamics(s: Session, p: Params, hook: ProgressHook) -> StageResult:
 
 
 def run_expressions(s: Session, p: Params, hook: ProgressHook) -> StageResult:
-    """Expression events per participant from the face features (``expressions.parquet``)."""
-    events = expressions.expression_events(s.table("derived/faces.parquet"), params=p.expressions)
+    """Each person's expression signals over time (``expression_signals.parquet``), their events
+    and the candidate moments that combine them with who spoke when (``expressions.parquet``)."""
+    face_frames = s.table("derived/faces.parquet")
+    speech = s.table("derived/speakers.parquet")
+    speech = speech[speech.participant_id.isin(s.participant_ids)]       # unattributed speech is nobody's turn
+    events = expressions.expression_events(face_frames, params=p.expressions, speech=speech)
     hook("expressions", completed=1, total=1)
-    return StageResult({"expressions.parquet": events}, {})
+    return StageResult({"expressions.parquet": events,
+                        "expression_signals.parquet": expressions.expression_signals(face_frames, p.expressions)}, {})
 
 
 def _tone_events(s: Session, p: Params) -> pd.DataFrame:
@@ -393,14 +398,22 @@ def _tone_events(s: Session, p: Params) -> pd.DataFrame:
 
 
 def _expression_events(s: Session) -> pd.DataFrame:
-    """Expression runs from the expressions stage, as contract events."""
+    """Expression runs and candidate face moments from the expressions stage, as contract events."""
     expr = s.table("derived/expressions.parquet")
     name = s.names
+
+    def explanation(r) -> str:
+        target = name.get(r.target_participant_id, r.target_participant_id) if isinstance(r.target_participant_id, str) else ""
+        return ev.explain(r.kind, r.label, name=name.get(r.participant_id, r.participant_id), target=target,
+                          start=r.start_s, end=r.end_s, length=ev.fmt_s(r.end_s - r.start_s),
+                          gap=ev.fmt_s(r.gap_s) if r.gap_s == r.gap_s else "",
+                          while_target=f", while {target} was speaking" if target else "")
+
     return pd.DataFrame({
-        "start_s": expr.start_s, "end_s": expr.end_s, "kind": "expression", "participant_id": expr.participant_id,
-        "label": expr.label, "expression": expr.label, "value": expr.value, "confidence": expr.confidence,
-        "explanation": [ev.explain("expression", r.label, name=name.get(r.participant_id, r.participant_id),
-                                   start=r.start_s, end=r.end_s) for r in expr.itertuples()],
+        "start_s": expr.start_s, "end_s": expr.end_s, "kind": expr.kind, "participant_id": expr.participant_id,
+        "target_participant_id": expr.target_participant_id, "label": expr.label,
+        "expression": expr.label.where(expr.kind == "expression", None), "value": expr.value,
+        "confidence": expr.confidence, "explanation": [explanation(r) for r in expr.itertuples()],
     })
 
 
@@ -494,7 +507,7 @@ STAGES: tuple[Stage, ...] = (
     Stage("tone", "2", ("media:audio", "consent:analyse_voice", "speakers"), ("tone",), run_tone, hide_unconsented_tone,
           prosody_from_audio),
     Stage("dynamics", "2", ("speakers", "tone", "consent:analyse_voice"), ("dynamics",), run_dynamics),
-    Stage("expressions", "1", ("faces",), ("expressions",), run_expressions),
+    Stage("expressions", "2", ("faces", "speakers"), ("expressions",), run_expressions),
     Stage("events", "3", ("speakers", "tone", "dynamics", "expressions"), ("tone",), run_events),
 )
 STAGE_BY_NAME = {stage.name: stage for stage in STAGES}

@@ -12,7 +12,7 @@ import pandas as pd
 from analysis.core import events as ev
 from analysis.core.params import UNITS, ParamDoc, describe_recorded
 from analysis.pipeline import STAGES, Params, recorded_groups, run_json_path
-from analysis.stages import tone
+from analysis.stages import expressions, tone
 from capture.store import Store, utc_now
 
 MOMENT_KINDS = ev.MOMENT_KINDS
@@ -130,6 +130,35 @@ def vocal_arousal(store: Store, session_id: str, names: dict[str, str]) -> pd.Da
     curve, _ = store.read_table(session_id, "derived/arousal.parquet")
     curve = curve[curve.participant_id.isin(names)]
     return curve.assign(name=curve.participant_id.map(names).astype(object))
+
+
+LANE_MAX_POINTS = 2000      # at most this many points per person and signal in an expression lane
+LANE_COLUMNS = ["name", "signal", "t_s", "intensity"]
+
+
+def expression_lanes(store: Store, session_id: str, names: dict[str, str], *,
+                     max_points: int = LANE_MAX_POINTS) -> pd.DataFrame:
+    """Each named person's expression signals over time, for a chart: ``name, signal, t_s,
+    intensity`` (0-1 above their own neutral face, :data:`analysis.stages.expressions.SIGNALS`),
+    at most ``max_points`` points per person and signal: beyond that, equal time bins keep their
+    strongest value (at the bin's first time, s); bins without a face are left out (missing, not
+    neutral). Empty before analysis or without face analysis."""
+    rel = "derived/expression_signals.parquet"
+    if not store.exists(session_id, rel):
+        return pd.DataFrame(columns=LANE_COLUMNS)
+    signals, _ = store.read_table(session_id, rel)
+    signals = signals[signals.participant_id.isin(names)]
+    if signals.empty:
+        return pd.DataFrame(columns=LANE_COLUMNS)
+    long = signals.melt(id_vars=["participant_id", "t_s"], value_vars=list(expressions.SIGNALS),
+                        var_name="signal", value_name="intensity").dropna(subset=["intensity"])
+    span = float(signals.t_s.max() - signals.t_s.min()) or 1.0
+    bin_s = span / max_points
+    long["bin"] = ((long.t_s - signals.t_s.min()) / bin_s).astype(int).clip(upper=max_points - 1)
+    lanes = long.groupby(["participant_id", "signal", "bin"], sort=False).agg(
+        t_s=("t_s", "first"), intensity=("intensity", "max")).reset_index()
+    lanes["name"] = lanes.participant_id.map(names).astype(object)
+    return lanes[LANE_COLUMNS].sort_values(["name", "signal", "t_s"], ignore_index=True)
 
 
 def thresholds_table(review: Review) -> pd.DataFrame:

@@ -44,14 +44,18 @@ KINDS: dict[str, Kind] = {
     "heated_exchange": Kind("Heated exchange", True, True, "people with raised arousal", "tone"),
     "flat_voice": Kind("Flat, quiet voice", True, True, "loudness against own baseline, dB", "tone"),
     "speeding_up": Kind("Faster speech", True, True, "speaking rate / own usual rate", "tone"),
-    "expression": Kind("Expression", True, True, "blendshape above own baseline (0-1)", "faces"),
+    "expression": Kind("Expression", True, True, "score above own neutral face (0-1)", "faces"),
+    "face_moment": Kind("Face and talk together", True, False, "score of the face signal (0-1)", "faces"),
 }
 MOMENT_KINDS = tuple(k for k, kind in KINDS.items() if kind.moment)
 TIMELINE_KINDS = tuple(k for k, kind in KINDS.items() if kind.timeline)
 
 INTERRUPTION_OUTCOMES = ("successful", "unsuccessful", "contested")
 INTERRUPTION_STYLES = ("competitive", "cooperative")
-EXPRESSIONS = ("smile", "one_sided_smile", "frown")
+EXPRESSIONS = ("smile", "one_sided_smile", "frown", "sadness_like", "surprise", "disgust_like", "eye_roll",
+               "looking_away", "nodding")
+# candidate moments of the faces stage that combine a face with who was speaking (their ``label``)
+FACE_MOMENTS = ("one_sided_smile_while_partner_speaks", "eye_roll_after_turn", "withdrawn_silence")
 
 STAGE_COLUMNS = ["start_s", "end_s", "kind", "participant_id", "target_participant_id", "label", "outcome",
                  "style", "expression", "value", "confidence", "explanation"]
@@ -131,7 +135,29 @@ TEMPLATES: dict[str, dict[str, str]] = {
         "smile": "{name} smiles ({start:.1f}-{end:.1f} s).",
         "one_sided_smile": "{name} shows a one-sided smile ({start:.1f}-{end:.1f} s): a possible contempt signal "
                            "to look at together, not a verdict.",
-        "frown": "{name}'s brows are lowered ({start:.1f}-{end:.1f} s).",
+        "frown": "{name}'s brows lowered and lips pressed for {length} ({start:.1f}-{end:.1f} s).",
+        "sadness_like": "{name}'s inner brows rose, or the mouth corners or chin were pulled as in sadness, for "
+                        "{length} ({start:.1f}-{end:.1f} s): worth asking about, not a reading of feelings.",
+        "surprise": "{name}'s brows rose, eyes widened and jaw dropped together, as in surprise "
+                    "({start:.1f}-{end:.1f} s).",
+        "disgust_like": "{name}'s nose wrinkled or upper lip rose, as in distaste, for {length} "
+                        "({start:.1f}-{end:.1f} s).",
+        "eye_roll": "{name} looked up with both eyes for {length} ({start:.1f}-{end:.1f} s), which can be an "
+                    "eye-roll.",
+        "looking_away": "{name} looked away from where they usually look (eyes or head turned) for {length} "
+                        "({start:.1f}-{end:.1f} s).",
+        "nodding": "{name} nodded for {length} ({start:.1f}-{end:.1f} s), often a sign of listening.",
+    },
+    "face_moment": {
+        # ``name`` showed it, ``target`` was speaking (or had just spoken)
+        "one_sided_smile_while_partner_speaks": "{name} showed a one-sided smile while {target} was speaking "
+                                                "({start:.1f}-{end:.1f} s): possible contempt, a moment to look "
+                                                "at together, not a verdict.",
+        "eye_roll_after_turn": "{name} looked up with both eyes {gap} after {target}'s turn "
+                               "({start:.1f}-{end:.1f} s): a possible eye-roll to look at together, not a verdict.",
+        "withdrawn_silence": "{name} stayed silent for {length} while looking away with a still face "
+                             "({start:.1f}-{end:.1f} s){while_target}: possible withdrawal (stonewalling), a "
+                             "moment to look at together, not a verdict.",
     },
 }
 

@@ -582,6 +582,8 @@ def session_page(store: Store, session_id: str) -> None:
         st.caption("0 is the person's usual voice; the dashed line (1) is as loud and as high as a raised "
                    "voice. Gaps: too little of their voice alone there (not measured, not calm). Vocal "
                    "arousal is not an emotion: ask the person what it was.")
+    from analysis.dashboard.expressions_lane import expression_lanes_panel    # the face lanes' own module
+    expression_lanes_panel(store, review, position, window, people)
     metrics_panel(review)
     agreement_panel(store, review)
     takehome_panel(store, review)
