@@ -219,9 +219,9 @@ def run_faces(s: Session, p: Params, hook: ProgressHook) -> StageResult:
                 advance(int(len(part.t_s.unique())) if len(part) else 0)
         detections = pd.concat([part for part in parts if len(part)], ignore_index=True) if any(
             len(part) for part in parts) else pd.DataFrame()
-    frame = faces.assign_seats(detections, ids)
+    frame, who = faces.assign_participants(detections, ids, p.faces)    # tracks linked across the stretches
     return StageResult({"faces.parquet": frame}, {"models": faces.model_versions(), "sample_fps": p.faces.sample_fps,
-                                                  "face_consent": ids})
+                                                  "face_consent": ids, "face_tracks": who})
 
 
 def _detect_stretch(root: str, session_id: str, key: bytes | None, rel: str, start_s: float, end_s: float | None,
@@ -501,7 +501,7 @@ class Stage:
 
 
 STAGES: tuple[Stage, ...] = (
-    Stage("faces", "1", ("media:video", "consent:analyse_face"), ("faces",), run_faces),
+    Stage("faces", "2", ("media:video", "consent:analyse_face"), ("faces",), run_faces),
     Stage("speakers", "2", ("media:audio", "consent:analyse_voice", "enrolment", "faces"),
           ("diarization", "multitrack", "audiovisual"), run_speakers, unattribute_speech, speakers_from_audio),
     Stage("tone", "2", ("media:audio", "consent:analyse_voice", "speakers"), ("tone",), run_tone, hide_unconsented_tone,

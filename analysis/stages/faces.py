@@ -1,10 +1,11 @@
 """Faces: MediaPipe Face Landmarker blendshapes and head pose per participant over time.
 
-Frames are sampled at ``FaceParams.sample_fps`` by timestamp. Participants are told apart by
-seat: with N participants seated left to right, faces are matched to seats by their horizontal
-position (a seat's position is learnt from frames where all N faces are visible). A frame where
-a participant's face is not found is a row with ``detected = False`` and NaN features: missing,
-never neutral.
+Frames are sampled at ``FaceParams.sample_fps`` by timestamp. Faces are followed over time as
+tracks and tracks are assigned to participants (:mod:`analysis.stages.face_tracks`): by seat,
+left to right, in a room; by tile, row by row, in a video-call gallery; by face signature when
+someone comes back or people swap places. A frame where a participant's face is not found, is
+turned away (profile) or is partly hidden is a row with ``detected = False`` and NaN features:
+missing, never neutral.
 """
 from __future__ import annotations
 
@@ -19,6 +20,8 @@ import numpy as np
 import pandas as pd
 
 from analysis.core.models import FACE_LANDMARKER, resolve_model
+from analysis.stages import face_tracks
+from capture.errors import PlaybackError
 from capture.media import iter_video_frames
 
 BLENDSHAPES = [
@@ -33,7 +36,8 @@ BLENDSHAPES = [
     "mouthUpperUpLeft", "mouthUpperUpRight", "noseSneerLeft", "noseSneerRight",
 ]
 POSE = ["yaw_deg", "pitch_deg", "roll_deg"]
-COLUMNS = ["participant_id", "t_s", "detected", "face_x", "face_y", "face_w"] + POSE + BLENDSHAPES
+COLUMNS = ["participant_id", "t_s", "detected", "face_x", "face_y", "face_w"] + POSE + BLENDSHAPES + ["track_id"]
+FEATURES = COLUMNS[3:-1]
 
 
 @dataclass(frozen=True)
@@ -41,7 +45,23 @@ class FaceParams:
     sample_fps: float = 10.0        # frames analysed per second of video
     min_detection: float = 0.5      # face detection confidence
     min_presence: float = 0.5       # face presence confidence
-    chunk_s: float = 300.0          # video analysed in stretches of this many seconds, on every core (tracking restarts at each)
+    chunk_s: float = 300.0          # video analysed in stretches of this many seconds, on every core (tracks are linked across them)
+    max_yaw_deg: float = 45.0       # a face turned further than this (degrees; a profile) is missing
+    max_hidden: float = 0.15        # a face with more than this share of its landmarks outside the frame or in a blanked seat is missing (occluded)
+    track_max_gap_s: float = 0.5    # a track ends when its face is not seen for longer than this (never less than 1.5 sampling intervals)
+    track_max_shift: float = 1.0    # a face continues a track when its centre moved at most this many face sizes since it was last seen
+    track_min_samples: int = 3      # a track seen on fewer samples than this is a false detection (a pattern taken for a face) and dropped
+    layout: str = "auto"            # "seats" (a room: participants listed left to right), "tiles" (a video-call gallery: row by row from the top, left to right) or "auto" (tiles when the faces seen together sit in two or more rows)
+    tile_row_gap: float = 0.25      # faces whose centres differ in height by more than this share of the frame height sit in different rows
+    signature_max_yaw_deg: float = 30.0  # only faces turned less than this (degrees) give a face signature
+    reid_min_separation: float = 3.0  # signatures re-identify people only when the participants' signatures lie at least this many typical within-person distances apart (measured on the session's own reference tracks)
+    reid_max_distance: float = 2.5  # a track is re-identified as a participant only when its mean signature lies within this many typical within-person distances of theirs
+    reid_min_margin: float = 1.0    # and only when it is at least this many typical within-person distances nearer to them than to anyone else; otherwise the track goes by position
+    reid_min_frames: int = 5        # frontal samples a track needs to be re-identified, and the reference tracks to give the participants' signatures
+
+    def __post_init__(self):
+        if self.layout not in face_tracks.LAYOUTS:
+            raise PlaybackError(f"The face layout must be one of {', '.join(face_tracks.LAYOUTS)}, not {self.layout!r}.")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -93,16 +113,21 @@ def _pose_degrees(matrix: np.ndarray) -> tuple[float, float, float]:
     return float(yaw), float(pitch), float(roll)
 
 
+def _visible_columns(width: int, visible: list[tuple[float, float]] | None) -> np.ndarray:
+    """Boolean mask of the ``width`` pixel columns inside the ``visible`` bands (all without)."""
+    keep = np.zeros(width, bool) if visible is not None else np.ones(width, bool)
+    for lo, hi in visible or []:
+        keep[int(round(lo * width)):int(round(hi * width))] = True
+    return keep
+
+
 def blank_outside(rgb: np.ndarray, visible: list[tuple[float, float]] | None) -> np.ndarray:
     """``rgb`` with every column outside the ``visible`` bands (fractions of the width, left to
     right) set to black, so a face model never sees the people sitting there."""
     if visible is None:
         return rgb
-    keep = np.zeros(rgb.shape[1], bool)
-    for lo, hi in visible:
-        keep[int(round(lo * rgb.shape[1])):int(round(hi * rgb.shape[1]))] = True
     out = rgb.copy()
-    out[:, ~keep] = 0
+    out[:, ~_visible_columns(rgb.shape[1], visible)] = 0
     return out
 
 
@@ -112,24 +137,34 @@ def detect_faces(
     start_s: float = 0.0, end_s: float | None = None,
 ) -> pd.DataFrame:
     """Raw detections from ``video`` (a path or a seekable binary file): one row per face per
-    sampled frame, columns ``t_s, face_x, face_y, face_w`` (centre and width as fractions of
-    the frame), pose and blendshapes. With
-    ``visible``, only those horizontal bands of each frame reach the model (consent scopes);
-    with ``start_s`` / ``end_s`` (s), only that stretch of the video (one chunk of a session)."""
+    sampled frame, columns ``t_s, face_x, face_y, face_w, face_h`` (centre and size as
+    fractions of the frame), pose, blendshapes, ``hidden`` (share of landmarks outside the
+    frame or in a blanked band) and ``signature`` (:func:`face_tracks.signature`); a sample
+    without a face is a row with ``t_s`` only. With ``visible``, only those horizontal bands of
+    each frame reach the model (consent scopes); with ``start_s`` / ``end_s`` (s), only that
+    stretch of the video (one chunk of a session)."""
     mp, landmarker = _landmarker(max(n_participants, 1), params)
     rows = []
     last_ms = -1
+    keep = None
     with landmarker:
         for t_s, rgb in iter_video_frames(video, fps=params.sample_fps, origin_s=origin_s, start_s=start_s,
                                           end_s=end_s):
+            height, width = rgb.shape[:2]
+            if keep is None or len(keep) != width:
+                keep = _visible_columns(width, visible)
             rgb = blank_outside(rgb, visible)
             ts_ms = max(int(round(t_s * 1000)), last_ms + 1)  # VIDEO mode needs increasing times
             last_ms = ts_ms
             result = landmarker.detect_for_video(mp.Image(image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(rgb)), ts_ms)
             for i, landmarks in enumerate(result.face_landmarks):
-                xs = np.array([p.x for p in landmarks])
-                ys = np.array([p.y for p in landmarks])
-                row = {"t_s": t_s, "face_x": float(xs.mean()), "face_y": float(ys.mean()), "face_w": float(xs.max() - xs.min())}
+                points = np.array([(p.x, p.y, p.z) for p in landmarks])
+                xs, ys = points[:, 0], points[:, 1]
+                inside = (xs >= 0) & (xs < 1) & (ys >= 0) & (ys < 1)
+                inside[inside] = keep[(xs[inside] * width).astype(int)]
+                row = {"t_s": t_s, "face_x": float(xs.mean()), "face_y": float(ys.mean()), "face_w": float(xs.max() - xs.min()),
+                       "face_h": float(ys.max() - ys.min()), "hidden": float(1 - inside.mean()),
+                       "signature": face_tracks.signature(points, width, height)}
                 row.update(zip(POSE, _pose_degrees(result.facial_transformation_matrixes[i])))
                 row.update({c.category_name: float(c.score) for c in result.face_blendshapes[i]})
                 rows.append(row)
@@ -149,41 +184,50 @@ def chunks(duration_s: float, params: FaceParams) -> list[tuple[float, float | N
     return [(start, starts[i + 1] if i + 1 < len(starts) else None) for i, start in enumerate(starts)]
 
 
-def assign_seats(detections: pd.DataFrame, participant_ids: list[str]) -> pd.DataFrame:
-    """Match faces to participants seated left to right; one row per participant per sampled
-    frame (``detected`` False with NaN features where that face was not found)."""
+def assign_participants(detections: pd.DataFrame, participant_ids: list[str], params: FaceParams = FaceParams()
+                         ) -> tuple[pd.DataFrame, dict]:
+    """The frame table of :data:`COLUMNS` from :func:`detect_faces`' detections (one session,
+    in time order, stretches concatenated): faces linked into tracks and tracks assigned to the
+    participants (listed left to right, or row by row for tiles), one row per participant per
+    sampled frame. ``detected`` is False with NaN features where that face was not found, was
+    turned further than ``max_yaw_deg`` or more than ``max_hidden`` of it was hidden. Also
+    returns facts for the run record (layout, tracks, re-identification)."""
     n = len(participant_ids)
-    times = np.sort(detections["t_s"].unique()) if len(detections) else np.zeros(0)
-    faces = detections.dropna(subset=["face_x"]) if "face_x" in detections else detections.iloc[0:0]
-    counts = faces.groupby("t_s").size() if len(faces) else pd.Series(dtype=int)
-    full = counts[counts == n].index
-    if len(full):
-        seat_x = (faces[faces.t_s.isin(full)].sort_values(["t_s", "face_x"])
-                  .assign(seat=lambda d: d.groupby("t_s").cumcount()).groupby("seat").face_x.median().to_numpy())
-    else:
-        seat_x = (np.arange(n) + 0.5) / n
-    rows = []
-    by_time = dict(tuple(faces.groupby("t_s"))) if len(faces) else {}
-    for t in times:
-        present = by_time.get(t)
-        taken: dict[int, pd.Series] = {}
-        if present is not None:
-            for _, face in present.sort_values("face_x").iterrows():
-                order = np.argsort(np.abs(seat_x - face.face_x))
-                seat = next((int(s) for s in order if s not in taken), None)
-                if seat is not None:
-                    taken[seat] = face
-        for seat, pid in enumerate(participant_ids):
-            face = taken.get(seat)
-            row = {"participant_id": pid, "t_s": float(t), "detected": face is not None}
-            if face is not None:
-                row.update({c: face.get(c, np.nan) for c in COLUMNS[3:]})
-            rows.append(row)
-    out = pd.DataFrame(rows, columns=COLUMNS)
-    for column in COLUMNS[3:]:
-        out[column] = out[column].astype(float)
-    out["detected"] = out["detected"].astype(bool)
-    return out
+    if not len(detections) or "face_x" not in detections:
+        detections = pd.DataFrame({"t_s": detections["t_s"] if "t_s" in detections else []},
+                                  columns=["t_s", "face_x", "face_y", "face_w", "face_h", "hidden", "signature", "yaw_deg"])
+    detections = detections.sort_values("t_s", kind="stable", ignore_index=True)
+    x = detections.face_x.to_numpy(float)
+    track = face_tracks.link_tracks(detections.t_s.to_numpy(float), x, detections.face_y.to_numpy(float),
+                                    detections.face_w.to_numpy(float), detections.face_h.to_numpy(float),
+                                    max_gap_s=max(params.track_max_gap_s, 1.5 / params.sample_fps), max_shift=params.track_max_shift,
+                                    min_samples=params.track_min_samples)
+    yaw = np.abs(detections.yaw_deg.to_numpy(float))
+    frontal = (yaw <= params.signature_max_yaw_deg) & (detections.hidden.to_numpy(float) <= params.max_hidden)
+    tracked = pd.DataFrame({"t_s": detections.t_s, "track": track, "face_x": x, "face_y": detections.face_y,
+                            "signature": [s if ok else None for s, ok in zip(detections.signature, frontal)]})
+    person, info = face_tracks.assign_tracks(
+        tracked, n, layout=params.layout, row_gap=params.tile_row_gap, min_separation=params.reid_min_separation,
+        min_margin=params.reid_min_margin, max_distance=params.reid_max_distance, min_frames=params.reid_min_frames)
+    usable = (yaw <= params.max_yaw_deg) & (detections.hidden.to_numpy(float) <= params.max_hidden)
+    times = np.sort(detections.t_s.unique())
+    slot = np.full((n, len(times)), -1, int)            # detection row of each participant at each sample
+    chosen = np.flatnonzero(person >= 0)
+    slot[person[chosen], np.searchsorted(times, detections.t_s.to_numpy(float)[chosen])] = chosen
+    rows = slot.ravel()
+    found = rows >= 0
+    found[found] = usable[rows[found]]
+    features = np.full((len(rows), len(FEATURES)), np.nan)
+    present = [c for c in FEATURES if c in detections]
+    columns = [FEATURES.index(c) for c in present]
+    features[np.ix_(np.flatnonzero(found), columns)] = detections[present].to_numpy(float)[rows[found]]
+    out = pd.DataFrame(features, columns=FEATURES)
+    out.insert(0, "participant_id", np.repeat(participant_ids, len(times)))
+    out.insert(1, "t_s", np.tile(times.astype(float), n))
+    out.insert(2, "detected", found)
+    out["track_id"] = np.where(found, track[np.maximum(rows, 0)], -1)
+    out = out.sort_values(["t_s"], kind="stable", ignore_index=True)
+    return out[COLUMNS], info
 
 
 def face_frames(
@@ -191,12 +235,13 @@ def face_frames(
     progress: Callable[[int], None] | None = None, visible: list[tuple[float, float]] | None = None,
 ) -> pd.DataFrame:
     """The faces artifact: frame table of :data:`COLUMNS` for the listed participants (seated
-    left to right; with ``visible``, everything outside their seats is blanked first)."""
+    left to right, or tiles row by row; with ``visible``, everything outside their seats is
+    blanked first)."""
     if not participant_ids:
         return pd.DataFrame(columns=COLUMNS)
     detections = detect_faces(video, n_participants=len(participant_ids), origin_s=origin_s,
                               params=params, progress=progress, visible=visible)
-    return assign_seats(detections, participant_ids)
+    return assign_participants(detections, participant_ids, params)[0]
 
 
 def mouth_activity(faces: pd.DataFrame) -> pd.DataFrame:
