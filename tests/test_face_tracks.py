@@ -16,7 +16,7 @@ import pytest
 
 from analysis.evaluation.av_composer import load_clip
 from analysis.stages import face_tracks
-from analysis.stages.faces import FaceParams, assign_participants, detect_faces
+from analysis.stages.faces import FaceParams, assign_participants, chunks, detect_faces
 from conftest import shared
 
 pytestmark = pytest.mark.slow
@@ -116,8 +116,9 @@ def swapped(tmp_path_factory):
         frames.append(np.hstack([left, right]))
         a_side.append(side)
     path = _write(tmp_path_factory.mktemp("swap") / "swap.mp4", frames)
-    table, info = _analyse(path, 2)
-    return table, info, np.array(a_side, object)
+    detections = detect_faces(path, n_participants=2)
+    table, info = assign_participants(detections, ["p1", "p2"])
+    return table, info, np.array(a_side, object), path, detections
 
 
 def _side_of(x: pd.Series) -> np.ndarray:
@@ -125,7 +126,7 @@ def _side_of(x: pd.Series) -> np.ndarray:
 
 
 def test_swap_keeps_each_persons_identity(swapped):
-    table, info, a_side = swapped
+    table, info, a_side, _, _ = swapped
     assert info["signature_separation"] >= FaceParams().reid_min_separation     # the signature separates them
     truth = a_side[np.minimum((table.t_s.to_numpy() * FPS).round().astype(int), len(a_side) - 1)]
     table = table.assign(a_side=truth)
@@ -137,6 +138,32 @@ def test_swap_keeps_each_persons_identity(swapped):
     assert a_right >= 0.95 and b_right >= 0.95, (a_right, b_right)
     gone = table[(table.participant_id == "p1") & table.t_s.between(LEAVE_S + 0.2, RETURN_S - 0.2)]
     assert not gone.detected.any()                              # A away: missing, not B's face
+
+
+def test_without_a_separating_signature_tracks_go_by_seat(swapped):
+    """When the signatures do not separate the people well enough, every track goes by seat:
+    after the swap the left chair is p1 again (what the old seat matching always did)."""
+    *_, detections = swapped
+    table, info = assign_participants(detections, ["p1", "p2"], FaceParams(reid_min_separation=100.0))
+    assert info["reidentified_tracks"] == 0
+    seen = table[table.detected]
+    assert (seen[seen.participant_id == "p1"].face_x < 0.5).all() and (seen[seen.participant_id == "p2"].face_x > 0.5).all()
+
+
+def test_tracks_are_linked_across_stretches(swapped):
+    """The stage analyses long videos in stretches in separate processes: detections of three
+    stretches, put together, give the same tracks and people as one pass."""
+    one_pass, info, _, path, _ = swapped
+    params = FaceParams(chunk_s=4.0)
+    parts = [detect_faces(path, n_participants=2, params=params, start_s=start, end_s=end)
+             for start, end in chunks(END_S, params)]
+    table, stretched = assign_participants(pd.concat(parts, ignore_index=True), ["p1", "p2"], params)
+    assert stretched["tracks"] == info["tracks"] and list(table.t_s) == list(one_pass.t_s)
+    both = table.detected & one_pass.detected
+    assert (table.detected == one_pass.detected).mean() > 0.98
+    assert (np.sign(table.face_x[both] - 0.5) == np.sign(one_pass.face_x[both] - 0.5)).all()
+    before_swap = table[table.detected & (table.t_s < SWAP_S)]
+    assert before_swap.groupby("participant_id").track_id.nunique().tolist() == [1, 1]     # through the cut at 4 s
 
 
 # ----------------------------------------------------------------------------- composed: a gallery

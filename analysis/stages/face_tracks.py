@@ -118,23 +118,22 @@ def assign_tracks(detections: pd.DataFrame, n_participants: int, *, layout: str,
     t = faces.t_s.to_numpy(float)
     x, y = faces.face_x.to_numpy(float), faces.face_y.to_numpy(float)
     track = faces.track.to_numpy(int)
-    counts = pd.Series(t).groupby(t).transform("size").to_numpy()
-    full = counts == n
-    full_times = np.unique(t[full])
+    order = np.argsort(t, kind="stable")
+    times, first, counts = np.unique(t[order], return_index=True, return_counts=True)
+    full = [order[a:a + n] for a, c in zip(first, counts) if c == n]      # faces of each sample showing everyone
     tiles = layout == "tiles"
-    if layout == "auto" and len(full_times):
-        rows_per_sample = [_rows(y[t == now], row_gap).max() + 1 for now in full_times]
+    if layout == "auto" and full:
+        rows_per_sample = [_rows(y[at], row_gap).max() + 1 for at in full]
         tiles = float(np.median(rows_per_sample)) > 1
     info["layout"] = "tiles" if tiles else "seats"
 
     # places: each sample showing everyone, ordered; a place's centre is its median
-    place_x, place_y = np.zeros((len(full_times), n)), np.zeros((len(full_times), n))
-    place_tracks = np.zeros((len(full_times), n), int)
-    for k, now in enumerate(full_times):
-        at = np.flatnonzero(t == now)
+    place_x, place_y = np.zeros((len(full), n)), np.zeros((len(full), n))
+    place_tracks = np.zeros((len(full), n), int)
+    for k, at in enumerate(full):
         at = at[_screen_order(x[at], y[at], tiles, row_gap)]
         place_x[k], place_y[k], place_tracks[k] = x[at], y[at], track[at]
-    if len(full_times):
+    if full:
         anchors = np.column_stack([np.median(place_x, 0), np.median(place_y, 0)])
     elif tiles:
         cols = int(np.ceil(np.sqrt(n)))
@@ -144,18 +143,18 @@ def assign_tracks(detections: pd.DataFrame, n_participants: int, *, layout: str,
 
     # the reference: the first set of tracks seen together with everyone on min_frames samples
     reference: dict[int, int] = {}
-    if len(full_times):
+    if full:
         combos = pd.Series([tuple(row) for row in place_tracks])
         sizes = combos.map(combos.value_counts())
         chosen = combos[sizes >= min_frames].iloc[0] if (sizes >= min_frames).any() else combos.value_counts().index[0]
         if len(set(chosen)) == n:
             reference = {int(tr): k for k, tr in enumerate(chosen)}
 
-    ids = np.unique(track)
+    ids, by_track = np.unique(track, return_inverse=True)
+    members = np.split(np.argsort(by_track, kind="stable"), np.cumsum(np.bincount(by_track))[:-1])
     summary = {}
     sig_rows = faces.signature.to_numpy()
-    for tr in ids:
-        at = np.flatnonzero(track == tr)
+    for tr, at in zip(ids, members):
         signatures = [s for s in sig_rows[at] if s is not None]
         summary[tr] = {"times": t[at], "x": float(np.median(x[at])), "y": float(np.median(y[at])),
                        "signatures": np.array(signatures) if signatures else np.zeros((0, 0))}
@@ -196,7 +195,8 @@ def assign_tracks(detections: pd.DataFrame, n_participants: int, *, layout: str,
                 continue
         plans.append((2, -len(s["times"]), tr, list(by_place), "place"))
     taken: list[set] = [set() for _ in range(n)]
-    track_rows = {tr: np.flatnonzero(detections.track.to_numpy(int) == tr) for tr in ids}
+    rows_of = np.flatnonzero(detections.track.to_numpy(int) >= 0)          # positions of ``faces`` in ``detections``
+    track_rows = {tr: rows_of[at] for tr, at in zip(ids, members)}
     for _, _, tr, preference, how in sorted(plans, key=lambda p: p[:3]):
         times = set(summary[tr]["times"].tolist())
         k = next((int(k) for k in preference if not (taken[k] & times)), None)

@@ -204,8 +204,9 @@ def assign_participants(detections: pd.DataFrame, participant_ids: list[str], pa
                                     min_samples=params.track_min_samples)
     yaw = np.abs(detections.yaw_deg.to_numpy(float))
     frontal = (yaw <= params.signature_max_yaw_deg) & (detections.hidden.to_numpy(float) <= params.max_hidden)
+    signatures = [s if ok else None for s, ok in zip(detections.signature, frontal)]
     tracked = pd.DataFrame({"t_s": detections.t_s, "track": track, "face_x": x, "face_y": detections.face_y,
-                            "signature": [s if ok else None for s, ok in zip(detections.signature, frontal)]})
+                            "signature": signatures})
     person, info = face_tracks.assign_tracks(
         tracked, n, layout=params.layout, row_gap=params.tile_row_gap, min_separation=params.reid_min_separation,
         min_margin=params.reid_min_margin, max_distance=params.reid_max_distance, min_frames=params.reid_min_frames)
