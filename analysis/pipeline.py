@@ -197,13 +197,12 @@ def run_faces(s: Session, p: Params, hook: ProgressHook) -> StageResult:
         done += n
         hook("faces", completed=min(done, total), total=total)
 
-    # consent (C3): only participants who agreed to face analysis are analysed; the seats of
-    # the others (equal columns, left to right) are blanked before the model sees a frame
+    # consent (C3): only participants who agreed to face analysis are analysed; the places of
+    # the others (equal seats left to right, or gallery tiles) are blanked before the model sees a frame
     ids = s.consented("analyse_face")
     if not ids:
         return StageResult({"faces.parquet": pd.DataFrame(columns=faces.COLUMNS)}, {"skipped": "no face-analysis consent"})
-    n = len(s.participant_ids)
-    visible = None if len(ids) == n else [(i / n, (i + 1) / n) for i, pid in enumerate(s.participant_ids) if pid in ids]
+    visible = faces.visible_places(s.participant_ids, ids, p.faces)
     origin = s.manifest.get("time_origin_s", 0.0)
     stretches = faces.chunks(float(s.manifest["duration_s"] or 0.0), p.faces)
     key = s.store.keys.data_key(s.id) if len(stretches) > 1 and not s.store.keys.plaintext else None
@@ -226,7 +225,7 @@ def run_faces(s: Session, p: Params, hook: ProgressHook) -> StageResult:
 
 def _detect_stretch(root: str, session_id: str, key: bytes | None, rel: str, start_s: float, end_s: float | None,
                     n_participants: int, params: faces.FaceParams, origin_s: float,
-                    visible: list[tuple[float, float]] | None, *, progress=None, store: Store | None = None
+                    visible: faces.Regions | None, *, progress=None, store: Store | None = None
                     ) -> pd.DataFrame:
     """Raw face detections of one stretch of a session's video (:func:`faces.detect_faces`),
     read through ``store`` or, in a worker process, a store holding that session's key only."""

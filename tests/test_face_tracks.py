@@ -16,7 +16,7 @@ import pytest
 
 from analysis.evaluation.av_composer import load_clip
 from analysis.stages import face_tracks
-from analysis.stages.faces import FaceParams, assign_participants, chunks, detect_faces
+from analysis.stages.faces import FaceParams, assign_participants, chunks, detect_faces, visible_places
 from conftest import shared
 
 pytestmark = pytest.mark.slow
@@ -192,11 +192,11 @@ def gallery(tmp_path_factory):
             cells[1] = np.zeros_like(cells[1])
         frames.append(np.vstack([np.hstack(cells[:2]), np.hstack(cells[2:])]))
     path = _write(tmp_path_factory.mktemp("gallery") / "gallery.mp4", frames)
-    return _analyse(path, 4)
+    return (*_analyse(path, 4), path)
 
 
 def test_gallery_tiles_are_assigned_row_by_row(gallery):
-    table, info = gallery
+    table, info, _ = gallery
     assert info["layout"] == "tiles"
     cell = {"p1": (0, 0), "p2": (1, 0), "p3": (0, 1), "p4": (1, 1)}      # (column, row)
     camera_off = (table.participant_id == "p2") & table.t_s.between(3.0, 4.5)
@@ -205,6 +205,28 @@ def test_gallery_tiles_are_assigned_row_by_row(gallery):
               and int(row.face_y >= 0.5) == cell[row.participant_id][1]) for row in shown.itertuples()]
     assert np.mean(right) >= 0.95, np.mean(right)
     assert not table[camera_off & table.t_s.between(3.2, 4.3)].detected.any()
+
+
+def test_a_gallery_tile_without_consent_never_reaches_the_model(gallery):
+    """Consent in a gallery (layout "tiles"): the top-right person did not agree to face
+    analysis; their tile is blanked, the three others are found in theirs."""
+    *_, path = gallery
+    params = FaceParams(layout="tiles")
+    analysed = ["p1", "p3", "p4"]
+    visible = visible_places(["p1", "p2", "p3", "p4"], analysed, params)
+    assert visible == [(0.0, 0.0, 0.5, 0.5), (0.0, 0.5, 0.5, 1.0), (0.5, 0.5, 1.0, 1.0)]
+    detections = detect_faces(path, n_participants=3, params=params, visible=visible)
+    assert not ((detections.face_x > 0.5) & (detections.face_y < 0.5)).any()
+    table, info = assign_participants(detections, analysed, params)
+    cell = {"p1": (0, 0), "p3": (0, 1), "p4": (1, 1)}
+    right = [(row.detected and int(row.face_x >= 0.5) == cell[row.participant_id][0]
+              and int(row.face_y >= 0.5) == cell[row.participant_id][1]) for row in table.itertuples()]
+    assert np.mean(right) >= 0.95, np.mean(right)
+
+
+def test_places_of_seats_and_of_a_gallery_with_a_short_last_row():
+    assert face_tracks.places(2, tiles=False) == [(0.0, 0.0, 0.5, 1.0), (0.5, 0.0, 1.0, 1.0)]
+    assert face_tracks.places(3, tiles=True) == [(0.0, 0.0, 0.5, 0.5), (0.5, 0.0, 1.0, 0.5), (0.25, 0.5, 0.75, 1.0)]
 
 
 def test_signature_is_the_same_for_a_moved_and_scaled_face():

@@ -75,6 +75,24 @@ def link_tracks(t_s: np.ndarray, x: np.ndarray, y: np.ndarray, w: np.ndarray, h:
     return track
 
 
+def places(n: int, tiles: bool) -> list[tuple[float, float, float, float]]:
+    """The expected screen place of each of ``n`` participants, ``(left, top, right, bottom)``
+    as fractions of the frame: equal seats left to right, or the tiles of the most nearly
+    square gallery (``ceil(sqrt(n))`` columns) row by row, the last row centred as video-call
+    galleries lay it out."""
+    if not tiles:
+        return [(k / n, 0.0, (k + 1) / n, 1.0) for k in range(n)]
+    cols = int(np.ceil(np.sqrt(n)))
+    rows = int(np.ceil(n / cols))
+    cells = []
+    for k in range(n):
+        row, col = divmod(k, cols)
+        in_row = min(cols, n - row * cols)
+        left = (col + (cols - in_row) / 2) / cols
+        cells.append((left, row / rows, left + 1 / cols, (row + 1) / rows))
+    return cells
+
+
 def _rows(y: np.ndarray, row_gap: float) -> np.ndarray:
     """Row number (0 = top) of each face from its centre height: a new row starts where the
     sorted heights jump by more than ``row_gap`` (fraction of the frame height)."""
@@ -135,11 +153,8 @@ def assign_tracks(detections: pd.DataFrame, n_participants: int, *, layout: str,
         place_x[k], place_y[k], place_tracks[k] = x[at], y[at], track[at]
     if full:
         anchors = np.column_stack([np.median(place_x, 0), np.median(place_y, 0)])
-    elif tiles:
-        cols = int(np.ceil(np.sqrt(n)))
-        anchors = np.array([((k % cols + 0.5) / cols, (k // cols + 0.5) / int(np.ceil(n / cols))) for k in range(n)])
     else:
-        anchors = np.column_stack([(np.arange(n) + 0.5) / n, np.full(n, 0.5)])
+        anchors = np.array([((left + right) / 2, (top + bottom) / 2) for left, top, right, bottom in places(n, tiles)])
 
     # the reference: the first set of tracks seen together with everyone on min_frames samples
     reference: dict[int, int] = {}

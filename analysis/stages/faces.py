@@ -47,7 +47,7 @@ class FaceParams:
     min_presence: float = 0.5       # face presence confidence
     chunk_s: float = 300.0          # video analysed in stretches of this many seconds, on every core (tracks are linked across them)
     max_yaw_deg: float = 45.0       # a face turned further than this (degrees; a profile) is missing
-    max_hidden: float = 0.15        # a face with more than this share of its landmarks outside the frame or in a blanked seat is missing (occluded)
+    max_hidden: float = 0.15        # a face with more than this share of its landmarks outside the frame or in a blanked place (consent) is missing (occluded)
     track_max_gap_s: float = 0.5    # a track ends when its face is not seen for longer than this (never less than 1.5 sampling intervals)
     track_max_shift: float = 1.0    # a face continues a track when its centre moved at most this many face sizes since it was last seen
     track_min_samples: int = 3      # a track seen on fewer samples than this is a false detection (a pattern taken for a face) and dropped
@@ -113,36 +113,49 @@ def _pose_degrees(matrix: np.ndarray) -> tuple[float, float, float]:
     return float(yaw), float(pitch), float(roll)
 
 
-def _visible_columns(width: int, visible: list[tuple[float, float]] | None) -> np.ndarray:
-    """Boolean mask of the ``width`` pixel columns inside the ``visible`` bands (all without)."""
-    keep = np.zeros(width, bool) if visible is not None else np.ones(width, bool)
-    for lo, hi in visible or []:
-        keep[int(round(lo * width)):int(round(hi * width))] = True
+Regions = list[tuple[float, float, float, float]]     # (left, top, right, bottom), fractions of the frame
+
+
+def visible_places(participant_ids: list[str], analysed: list[str], params: FaceParams) -> Regions | None:
+    """The screen places of the ``analysed`` participants (consent), None when everyone is:
+    seats, or the gallery's tiles when ``params.layout`` is "tiles" (:func:`face_tracks.places`;
+    "auto" cannot know a gallery before faces are seen, so it blanks by seats)."""
+    if set(analysed) >= set(participant_ids):
+        return None
+    cells = face_tracks.places(len(participant_ids), params.layout == "tiles")
+    return [cell for cell, pid in zip(cells, participant_ids) if pid in analysed]
+
+
+def _visible_mask(height: int, width: int, visible: Regions | None) -> np.ndarray:
+    """Boolean (height, width) mask of the pixels inside the ``visible`` regions (all without)."""
+    keep = np.zeros((height, width), bool) if visible is not None else np.ones((height, width), bool)
+    for left, top, right, bottom in visible or []:
+        keep[int(round(top * height)):int(round(bottom * height)), int(round(left * width)):int(round(right * width))] = True
     return keep
 
 
-def blank_outside(rgb: np.ndarray, visible: list[tuple[float, float]] | None) -> np.ndarray:
-    """``rgb`` with every column outside the ``visible`` bands (fractions of the width, left to
-    right) set to black, so a face model never sees the people sitting there."""
+def blank_outside(rgb: np.ndarray, visible: Regions | None) -> np.ndarray:
+    """``rgb`` with every pixel outside the ``visible`` regions set to black, so a face model
+    never sees the people sitting there."""
     if visible is None:
         return rgb
     out = rgb.copy()
-    out[:, ~_visible_columns(rgb.shape[1], visible)] = 0
+    out[~_visible_mask(*rgb.shape[:2], visible)] = 0
     return out
 
 
 def detect_faces(
     video, *, n_participants: int, origin_s: float = 0.0, params: FaceParams = FaceParams(),
-    progress: Callable[[int], None] | None = None, visible: list[tuple[float, float]] | None = None,
+    progress: Callable[[int], None] | None = None, visible: Regions | None = None,
     start_s: float = 0.0, end_s: float | None = None,
 ) -> pd.DataFrame:
     """Raw detections from ``video`` (a path or a seekable binary file): one row per face per
     sampled frame, columns ``t_s, face_x, face_y, face_w, face_h`` (centre and size as
     fractions of the frame), pose, blendshapes, ``hidden`` (share of landmarks outside the
-    frame or in a blanked band) and ``signature`` (:func:`face_tracks.signature`); a sample
-    without a face is a row with ``t_s`` only. With ``visible``, only those horizontal bands of
-    each frame reach the model (consent scopes); with ``start_s`` / ``end_s`` (s), only that
-    stretch of the video (one chunk of a session)."""
+    frame or in a blanked place) and ``signature`` (:func:`face_tracks.signature`); a sample
+    without a face is a row with ``t_s`` only. With ``visible`` (:func:`visible_places`), only
+    those regions of each frame reach the model (consent scopes); with ``start_s`` / ``end_s``
+    (s), only that stretch of the video (one chunk of a session)."""
     mp, landmarker = _landmarker(max(n_participants, 1), params)
     rows = []
     last_ms = -1
@@ -151,8 +164,8 @@ def detect_faces(
         for t_s, rgb in iter_video_frames(video, fps=params.sample_fps, origin_s=origin_s, start_s=start_s,
                                           end_s=end_s):
             height, width = rgb.shape[:2]
-            if keep is None or len(keep) != width:
-                keep = _visible_columns(width, visible)
+            if keep is None or keep.shape != (height, width):
+                keep = _visible_mask(height, width, visible)
             rgb = blank_outside(rgb, visible)
             ts_ms = max(int(round(t_s * 1000)), last_ms + 1)  # VIDEO mode needs increasing times
             last_ms = ts_ms
@@ -161,7 +174,7 @@ def detect_faces(
                 points = np.array([(p.x, p.y, p.z) for p in landmarks])
                 xs, ys = points[:, 0], points[:, 1]
                 inside = (xs >= 0) & (xs < 1) & (ys >= 0) & (ys < 1)
-                inside[inside] = keep[(xs[inside] * width).astype(int)]
+                inside[inside] = keep[(ys[inside] * height).astype(int), (xs[inside] * width).astype(int)]
                 row = {"t_s": t_s, "face_x": float(xs.mean()), "face_y": float(ys.mean()), "face_w": float(xs.max() - xs.min()),
                        "face_h": float(ys.max() - ys.min()), "hidden": float(1 - inside.mean()),
                        "signature": face_tracks.signature(points, width, height)}
@@ -233,7 +246,7 @@ def assign_participants(detections: pd.DataFrame, participant_ids: list[str], pa
 
 def face_frames(
     video, participant_ids: list[str], *, origin_s: float = 0.0, params: FaceParams = FaceParams(),
-    progress: Callable[[int], None] | None = None, visible: list[tuple[float, float]] | None = None,
+    progress: Callable[[int], None] | None = None, visible: Regions | None = None,
 ) -> pd.DataFrame:
     """The faces artifact: frame table of :data:`COLUMNS` for the listed participants (seated
     left to right, or tiles row by row; with ``visible``, everything outside their seats is
