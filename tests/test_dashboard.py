@@ -230,8 +230,8 @@ def test_therapist_adds_a_missed_moment_and_sees_agreement(app, sample_session):
     assert [(a["start_s"], a["end_s"], a["kind"], a["participant_ids"]) for a in added][-1] == \
         (12.0, 15.0, "interruption", ["p2"])
     assert any("added by you — You marked this moment (Sam)." in m.value for m in at.markdown)
-    assert [s.value for s in at.success] == ["Added: interruption, 0:12–0:15, showing Sam. It is in the moments "
-                                             "list, marked \"added by you\"."]
+    assert [s.value for s in at.success] == ["Added: interruption, 0:12–0:15, showing Sam. It is now in the "
+                                             "moments list."]
     shown = at.table[-2].value                                   # "This session"
     assert shown.loc["Interruption", "you added (missed)"] >= 1
 

@@ -374,7 +374,7 @@ def add_moment_form(store: Store, review: Review) -> None:
                 who = ", ".join(review.names[p] for p in people) or "no one in particular"
                 st.session_state.moment_added = (f"Added: {KIND_TITLES.get(kind, kind).lower()}, "
                                                  f"{format_clock(start_s)}–{format_clock(end_s)}, showing {who}. "
-                                                 "It is in the moments list, marked \"added by you\".")
+                                                 "It is now in the moments list.")
                 st.rerun()
 
 

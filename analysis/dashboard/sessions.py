@@ -138,16 +138,15 @@ def open_in_review(session_id: str) -> None:
     st.session_state.session_id = session_id
 
 
-@st.fragment(run_every=PROGRESS_EVERY_S)
 def analysis_cell(store: Store, session_id: str) -> None:
     """The session's analysis: done, running (a progress bar, refreshed every few seconds),
-    failed (one sentence), or a button to start it."""
+    failed (one sentence), or a button to start it. Only a running analysis refreshes, so a
+    page of hundreds of sessions reads no job file while nothing runs."""
     status = job_status(store.root, session_id)
-    analysed = store.exists(session_id, ev.EVENTS_TABLE)
     if status and status["state"] == RUNNING:
-        st.progress(float(status.get("fraction", 0.0)),
-                    text=f"Analysing: {status.get('stage', '')} ({status.get('fraction', 0.0):.0%})")
+        analysis_progress(store, session_id)
         return
+    analysed = store.exists(session_id, ev.EVENTS_TABLE)
     if status and status["state"] == FAILED:
         st.error(status.get("message") or "The analysis failed.")
     elif analysed and (status is None or status["state"] == DONE):
@@ -160,6 +159,17 @@ def analysis_cell(store: Store, session_id: str) -> None:
             st.error(str(exc))
             return
         st.rerun()
+
+
+@st.fragment(run_every=PROGRESS_EVERY_S)
+def analysis_progress(store: Store, session_id: str) -> None:
+    """A running analysis's progress bar, read again every few seconds; when it has ended the
+    whole page is drawn again (its row then says done or failed)."""
+    status = job_status(store.root, session_id)
+    if not status or status["state"] != RUNNING:
+        st.rerun(scope="app")
+    st.progress(float(status.get("fraction", 0.0)),
+                text=f"Analysing: {status.get('stage', '')} ({status.get('fraction', 0.0):.0%})")
 
 
 def trends_panel(store: Store, case: Case) -> None:
