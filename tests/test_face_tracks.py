@@ -224,6 +224,23 @@ def test_a_gallery_tile_without_consent_never_reaches_the_model(gallery):
     assert np.mean(right) >= 0.95, np.mean(right)
 
 
+def test_a_profile_or_hidden_face_is_missing_but_keeps_its_box():
+    """Real detections of two_faces.gif, the man (right) turned to a profile in one sample and
+    the woman (left) half out of the frame in another: both are missing there (no pose, no
+    blendshapes), with their box and track kept; the other samples are unchanged."""
+    detections = detect_faces(shared("data/faces/two_faces.gif"), n_participants=2)
+    t, later = sorted(detections.t_s.unique())[20:22]
+    man = (detections.t_s == t) & (detections.face_x > 0.5)
+    woman = (detections.t_s == later) & (detections.face_x < 0.5)
+    detections.loc[man, "yaw_deg"] = 70.0
+    detections.loc[woman, "hidden"] = 0.4
+    table, _ = assign_participants(detections, ["p1", "p2"])
+    turned = table[((table.t_s == t) & (table.participant_id == "p2")) | ((table.t_s == later) & (table.participant_id == "p1"))]
+    assert len(turned) == 2 and not turned.detected.any() and turned.jawOpen.isna().all() and turned.yaw_deg.isna().all()
+    assert turned.face_x.notna().all() and (turned.track_id >= 0).all()
+    assert table.detected.sum() == len(table) - 2
+
+
 def test_places_of_seats_and_of_a_gallery_with_a_short_last_row():
     assert face_tracks.places(2, tiles=False) == [(0.0, 0.0, 0.5, 1.0), (0.5, 0.0, 1.0, 1.0)]
     assert face_tracks.places(3, tiles=True) == [(0.0, 0.0, 0.5, 0.5), (0.5, 0.0, 1.0, 0.5), (0.25, 0.5, 0.75, 1.0)]

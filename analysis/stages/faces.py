@@ -203,8 +203,10 @@ def assign_participants(detections: pd.DataFrame, participant_ids: list[str], pa
     in time order, stretches concatenated): faces linked into tracks and tracks assigned to the
     participants (listed left to right, or row by row for tiles), one row per participant per
     sampled frame. ``detected`` is False with NaN features where that face was not found, was
-    turned further than ``max_yaw_deg`` or more than ``max_hidden`` of it was hidden. Also
-    returns facts for the run record (layout, tracks, re-identification)."""
+    turned further than ``max_yaw_deg`` or more than ``max_hidden`` of it was hidden; a face
+    turned or hidden keeps its box (``face_x, face_y, face_w``) and ``track_id`` (-1 where no
+    face was found), so that it can still be blurred. Also returns facts for the run record
+    (layout, tracks, re-identification)."""
     n = len(participant_ids)
     if not len(detections) or "face_x" not in detections:
         detections = pd.DataFrame({"t_s": detections["t_s"] if "t_s" in detections else []},
@@ -229,17 +231,20 @@ def assign_participants(detections: pd.DataFrame, participant_ids: list[str], pa
     chosen = np.flatnonzero(person >= 0)
     slot[person[chosen], np.searchsorted(times, detections.t_s.to_numpy(float)[chosen])] = chosen
     rows = slot.ravel()
-    found = rows >= 0
-    found[found] = usable[rows[found]]
+    seen = rows >= 0
+    found = seen.copy()
+    found[seen] = usable[rows[seen]]
     features = np.full((len(rows), len(FEATURES)), np.nan)
     present = [c for c in FEATURES if c in detections]
     columns = [FEATURES.index(c) for c in present]
     features[np.ix_(np.flatnonzero(found), columns)] = detections[present].to_numpy(float)[rows[found]]
+    box = [FEATURES.index(c) for c in ("face_x", "face_y", "face_w")]      # kept for a turned or hidden face: it can still be blurred
+    features[np.ix_(np.flatnonzero(seen), box)] = detections[["face_x", "face_y", "face_w"]].to_numpy(float)[rows[seen]]
     out = pd.DataFrame(features, columns=FEATURES)
     out.insert(0, "participant_id", np.repeat(participant_ids, len(times)))
     out.insert(1, "t_s", np.tile(times.astype(float), n))
     out.insert(2, "detected", found)
-    out["track_id"] = np.where(found, track[np.maximum(rows, 0)], -1)
+    out["track_id"] = np.where(seen, track[np.maximum(rows, 0)], -1)
     out = out.sort_values(["t_s"], kind="stable", ignore_index=True)
     return out[COLUMNS], info
 
