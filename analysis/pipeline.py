@@ -11,9 +11,9 @@ The stage contract (:class:`Stage`):
   names the fields of :class:`Params`), so the *fingerprint* covers it;
 * it reports progress through one hook, ``hook(step, *, completed, total)``;
 * the part of its work that needs no earlier stage (the audio work of the speakers and tone
-  stages) may be declared as ``Stage.early``: :func:`analyze` starts it in a background thread
-  before the first stage runs, so it overlaps the faces stage (whose stretches run in worker
-  processes), and ``run`` takes its result with :meth:`Session.early`. Early work writes
+  stages) may be declared as ``Stage.early``: where the faces stage leaves a core free,
+  :func:`analyze` starts it in a background thread before the first stage runs, so it overlaps
+  the faces stage, and ``run`` takes its result with :meth:`Session.early`. Early work writes
   nothing; only ``run``'s tables are stored.
 
 A stage's fingerprint hashes its code version, parameters and the fingerprints of its
@@ -596,21 +596,38 @@ def _timed_early(session: Session, stage: Stage, params: Params):
     return result
 
 
+def cores_for_faces(session: Session, params: Params, planned: list[Planned]) -> int:
+    """How many cores the faces stage keeps busy in this run: one per stretch
+    (:func:`analysis.stages.faces.chunks`), at most every core (:func:`run_faces`); none when
+    it is skipped or the session has no video."""
+    faces_step = next(step for step in planned if step.stage.name == "faces")
+    if not faces_step.runs or session.manifest["media"].get("video") is None:
+        return 0
+    stretches = faces.chunks(float(session.manifest["duration_s"] or 0.0), params.faces)
+    return min(len(stretches), os.cpu_count() or 1)
+
+
 def analyze(store: Store, session_id: str, *, params: Params | None = None, hook: ProgressHook = no_progress,
             force: bool = False) -> list[dict]:
     """Run every stage of ``session_id``; returns the run records (``status`` is ``ran`` or
     ``skipped`` for stages whose inputs and parameters did not change).
 
-    Stages run in order; the early work (``Stage.early``) of those that run starts first, one
-    after another in a background thread, so the audio work overlaps the faces stage. A
-    stage's record gives ``seconds`` of its ``run`` and ``early_seconds`` of its early work."""
+    Stages run in order. Where the faces stage leaves a core free (:func:`cores_for_faces`: a
+    session of one stretch, up to ``FaceParams.chunk_s``, on a computer of two cores or more),
+    the early work (``Stage.early``) of the stages that run starts first, one after another in
+    a background thread, so the audio work overlaps the faces stage. Where the faces stretches
+    keep every core busy, each stage does that work in its own run instead: overlapping it
+    would gain little time and hold the voice models (torch: about 1 GB resident) beside every
+    faces worker (10 minutes on 2 cores: 2.55 GB summed instead of 1.50 GB). A stage's record
+    gives ``seconds`` of its ``run`` and ``early_seconds`` of background early work."""
     params = params or Params.from_environment()
     session = Session(store, session_id)
     planned = plan(session, params, force=force)
+    in_background = cores_for_faces(session, params, planned) < (os.cpu_count() or 1)
     records = []
     with background_thread("playback-early") as background:
         for step in planned:
-            if step.runs and step.stage.early is not None:
+            if in_background and step.runs and step.stage.early is not None:
                 session.start_early(step.stage.name, background.submit(_timed_early, session, step.stage, params))
         for step in planned:
             stage = step.stage

@@ -17,9 +17,10 @@ peak resident memory (VmHWM) and CPU seconds (its worker processes' included onc
 the parent also samples the resident memory of the child and every process it started (the
 faces stage's workers), summed, every 0.2 s, and attributes each sample to the phase running. A stage's time runs from the start of
 its ``run`` to the start of the next one, so it includes writing its tables and run record
-(``derived/<stage>.run.json`` records ``seconds`` for ``run`` alone, shown beside it). The
-speakers and tone stages' audio work runs in a background thread while the faces stage runs
-(``Stage.early``); its wall time is the record's ``early_seconds``, shown apart.
+(``derived/<stage>.run.json`` records ``seconds`` for ``run`` alone, shown beside it). Where
+the faces stage leaves a core free (a session of one stretch), the speakers and tone stages'
+audio work runs in a background thread while faces run (``Stage.early``, see
+``analysis.pipeline.analyze``); its wall time is the record's ``early_seconds``, shown apart.
 
 **The floor**: the bare cost of what the analysis cannot avoid, on the same file, measured in a
 fresh process, one piece after another on one core (torch with one thread, video decoded without

@@ -1,6 +1,7 @@
 """The audio work of the speakers and tone stages runs in a background thread while the faces
-stage runs: the artifacts are those of stages run one after another, a failure in the
-background leaves nothing half-written, and stages skipped as unchanged start no early work."""
+stage runs where faces leave a core free: the artifacts are those of stages run one after
+another, a failure in the background leaves nothing half-written, stages skipped as unchanged
+start no early work, and where the faces stretches take every core the work waits for its stage."""
 from __future__ import annotations
 
 import dataclasses
@@ -9,7 +10,7 @@ import pandas as pd
 import pytest
 
 from analysis import pipeline
-from analysis.pipeline import analyze
+from analysis.pipeline import Params, analyze
 from capture.ingest import import_media
 from conftest import SAMPLE
 from tests.media_factory import make_media
@@ -78,3 +79,16 @@ def test_unchanged_stages_start_no_early_work(store, tmp_path, monkeypatch):
     monkeypatch.setattr(pipeline, "STAGES", tuple(dataclasses.replace(stage, early=never) if stage.early else stage
                                                   for stage in pipeline.STAGES))
     assert {r["this_run"] for r in analyze(store, session_id)} == {"skipped"}
+
+
+def test_early_work_waits_for_its_stage_where_faces_take_every_core(store, tmp_path, monkeypatch):
+    session_id = import_media(store, make_media(tmp_path / "s.mp4", seconds=6.0), "Alex,Sam")
+    monkeypatch.setattr(pipeline.os, "cpu_count", lambda: 2)
+    params = Params()
+    params.faces = dataclasses.replace(params.faces, chunk_s=3.0)     # two stretches: both cores
+    records = {r["stage"]: r for r in analyze(store, session_id, params=params)}
+    assert records["faces"]["status"] == records["speakers"]["status"] == "ok"
+    assert all("early_seconds" not in r for r in records.values())
+    one_stretch = import_media(store, make_media(tmp_path / "t.mp4", seconds=6.0), "Alex,Sam")
+    records = {r["stage"]: r for r in analyze(store, one_stretch)}     # one stretch: a core is free
+    assert "early_seconds" in records["speakers"] and "early_seconds" in records["tone"]
