@@ -31,6 +31,22 @@ class Threshold:
     doc: ParamDoc
 
 
+BOX_COLUMNS = ["participant_id", "t_s", "x", "y", "w"]
+BOX_RATE_HZ = 5.0        # face boxes kept per second and person for the player's overlay
+
+
+def face_boxes(faces: pd.DataFrame, *, rate_hz: float = BOX_RATE_HZ) -> pd.DataFrame:
+    """Where each person's face was found (the faces table): ``participant_id, t_s`` (s) and the
+    face's centre ``x, y`` and width ``w`` as shares of the frame, at most ``rate_hz`` samples a
+    second and person (the first of each slot); frames without their face are left out."""
+    if faces.empty or "face_x" not in faces:
+        return pd.DataFrame(columns=BOX_COLUMNS)
+    seen = faces[faces.detected.astype(bool)]
+    seen = seen.assign(slot=np.floor(seen.t_s.to_numpy(float) * rate_hz).astype(np.int64))
+    kept = seen.sort_values(["participant_id", "t_s"]).drop_duplicates(["participant_id", "slot"])
+    return kept.rename(columns={"face_x": "x", "face_y": "y", "face_w": "w"})[BOX_COLUMNS].reset_index(drop=True)
+
+
 @dataclass
 class Review:
     session_id: str
@@ -44,6 +60,8 @@ class Review:
     face_coverage: dict           # name -> share of sampled frames with that face found
     # tone.AROUSAL_COLUMNS + name: each person's vocal arousal over time
     arousal: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=tone.AROUSAL_COLUMNS + ["name"]))
+    # BOX_COLUMNS: where each person's face was found in the video (face_boxes)
+    boxes: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=BOX_COLUMNS))
 
     @property
     def names(self) -> dict[str, str]:
@@ -114,11 +132,13 @@ def load_review(store: Store, session_id: str) -> Review:
     matrix.index = matrix.index.map(lambda pid: names.get(pid, pid))
     matrix.columns = [names.get(c, c) for c in matrix.columns]
     speakers_run = store.read_json(session_id, run_json_path("speakers"))
-    faces, _ = store.read_table(session_id, "derived/faces.parquet")
+    faces, _ = store.read_table(session_id, "derived/faces.parquet",
+                                columns=["participant_id", "t_s", "detected", "face_x", "face_y", "face_w"])
     coverage = ({names.get(pid, pid): float(f.detected.mean()) for pid, f in faces.groupby("participant_id")}
                 if len(faces) else {})
     return Review(session_id, manifest, True, events, participants, matrix, recorded_thresholds(store, session_id),
-                  speakers_run.get("backend", ""), coverage, vocal_arousal(store, session_id, names))
+                  speakers_run.get("backend", ""), coverage, vocal_arousal(store, session_id, names),
+                  face_boxes(faces))
 
 
 def vocal_arousal(store: Store, session_id: str, names: dict[str, str]) -> pd.DataFrame:

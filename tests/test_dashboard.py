@@ -102,6 +102,24 @@ def test_dashboard_in_headless_chromium(sample_session):
             page.mouse.click(box["x"] + int(xs.min()) + 5, box["y"] + int(np.median(ys)))
             page.wait_for_function("() => Math.abs(document.querySelector('video').currentTime - 40.6) < 1.5",
                                    timeout=30_000)
+            # face boxes over the video: Alex's on the left half, Sam's on the right, in their colours
+            page.get_by_text("Show face boxes").click()
+            boxes = page.locator("canvas[data-testid='playbackFaceBoxes']")
+            boxes.wait_for(state="attached", timeout=30_000)
+            page.wait_for_function("() => { const v = document.querySelector('video'); return v.readyState >= 2; }",
+                                   timeout=30_000)
+            page.wait_for_timeout(500)
+            drawn = boxes.evaluate("""c => { const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+                const at = (r, g, b) => { const xs = []; for (let i = 0; i < d.length; i += 4) {
+                    if (d[i + 3] > 200 && Math.abs(d[i] - r) < 8 && Math.abs(d[i + 1] - g) < 8 && Math.abs(d[i + 2] - b) < 8)
+                        xs.push((i / 4) % c.width / c.width); } return xs; };
+                const mean = xs => xs.length ? xs.reduce((a, b) => a + b) / xs.length : null;
+                return {alex: mean(at(0x1b, 0x9e, 0x77)), sam: mean(at(0xd9, 0x5f, 0x02))}; }""")
+            assert drawn["alex"] is not None and drawn["sam"] is not None, drawn
+            assert drawn["alex"] < 0.5 < drawn["sam"], drawn
+            page.screenshot(path=str(ARTIFACTS / "dashboard-face-boxes.png"))
+            page.get_by_text("Show face boxes").click()                     # off: the boxes go
+            boxes.wait_for(state="detached", timeout=30_000)
             browser.close()
 
 
@@ -283,3 +301,18 @@ def test_times_are_typed_as_minutes_and_seconds():
     for bad in ("", "a:10", "1:75", "-3", "1::2", "1:2:3:4"):
         with pytest.raises(ValueError, match="minutes:seconds"):
             parse_clock(bad)
+
+
+def test_face_boxes_are_thinned_per_person_and_leave_out_missing_faces():
+    import pandas as pd
+
+    from analysis.review import face_boxes
+
+    t = np.round(np.arange(0, 10, 0.1), 2)                    # 10 samples a second for 10 s
+    faces = pd.DataFrame({"participant_id": ["p1"] * len(t) + ["p2"] * len(t), "t_s": np.r_[t, t],
+                          "detected": np.r_[np.ones(len(t), bool), t < 5], "face_x": 0.25, "face_y": 0.5,
+                          "face_w": 0.1})
+    boxes = face_boxes(faces, rate_hz=5.0)
+    assert list(boxes.columns) == ["participant_id", "t_s", "x", "y", "w"]
+    assert (boxes.participant_id == "p1").sum() == 50 and (boxes.participant_id == "p2").sum() == 25
+    assert boxes[boxes.participant_id == "p2"].t_s.max() < 5.0            # no box where the face was not found

@@ -7,6 +7,8 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
+from analysis.dashboard.charts import LABEL_PX, clock_axis
+from analysis.dashboard.memo import remembered
 from analysis.review import Review, expression_lanes
 from analysis.stages.expressions import SIGNALS
 from capture.store import Store
@@ -17,7 +19,7 @@ SIGNAL_TITLES = {
     "sadness_like": "inner brows up / corners down", "surprise": "brows up, eyes wide", "disgust_like": "nose or upper lip raised",
     "eye_roll": "eyes up", "looking_away": "looking away", "nodding": "nodding", "mouth_activity": "mouth moving",
 }
-LANE_ROW_PX = 11        # height of one signal's row
+LANE_ROW_PX = 13        # height of one signal's row
 LANE_CELLS = 200        # at most this many cells a row over the window
 
 
@@ -39,10 +41,11 @@ def expression_lane_chart(lanes: pd.DataFrame, position_s: float, window: tuple[
     rows = [f"{name} · {SIGNAL_TITLES[s]}" for name in people for s in SIGNALS]
     x_scale = alt.Scale(domain=list(window), nice=False)
     cells = alt.Chart(shown).mark_rect(clip=True).encode(
-        x=alt.X("t_s:Q", scale=x_scale, title="time (s)"), x2="end_s:Q",
+        x=alt.X("t_s:Q", scale=x_scale, axis=clock_axis(window)), x2="end_s:Q",
         y=alt.Y("row:N", title=None, sort=rows, scale=alt.Scale(domain=rows),
-                axis=alt.Axis(labelLimit=230, minExtent=230, labelFontSize=10)),
-        color=alt.Color("intensity:Q", title="above own neutral face", scale=alt.Scale(domain=[0, 1], range=["#f7fbfb", "#1b6f66"])),
+                axis=alt.Axis(labelLimit=LABEL_PX, minExtent=LABEL_PX, labelFontSize=11, labelOverlap=False)),
+        # no legend, so the plot lines up with the timeline above; the caption says what dark means
+        color=alt.Color("intensity:Q", legend=None, scale=alt.Scale(domain=[0, 1], range=["#f7fbfb", "#1b6f66"])),
         tooltip=["name:N", "signal:N", alt.Tooltip("t_s:Q", title="at (s)", format=".1f"),
                  alt.Tooltip("intensity:Q", title="intensity (0-1)", format=".2f")])
     cursor = alt.Chart(pd.DataFrame({"t": [position_s]})).mark_rule(color="black", strokeDash=[4, 3], clip=True).encode(
@@ -53,7 +56,9 @@ def expression_lane_chart(lanes: pd.DataFrame, position_s: float, window: tuple[
 def expression_lanes_panel(store: Store, review: Review, position_s: float, window: tuple[float, float],
                            people: list[str] | None) -> None:
     """The expression lanes under the timeline, for the people chosen there (default all)."""
-    lanes = expression_lanes(store, review.session_id, review.names)
+    lanes = remembered(store, review.session_id, "expression_lanes",
+                       ["derived/expression_signals.parquet", "manifest.json"],
+                       lambda: expression_lanes(store, review.session_id, review.names))
     names = [n for n in review.names.values() if people is None or n in people]
     st.markdown("**Face signals** (each person against their own neutral face, in the timeline's window)")
     chart = expression_lane_chart(lanes, position_s, window, names)
@@ -61,5 +66,6 @@ def expression_lanes_panel(store: Store, review: Review, position_s: float, wind
         st.caption("No face was analysed here.")
         return
     st.altair_chart(chart, width="stretch", height=int(chart.height) + 60)
-    st.caption("Darker: stronger than the person's own neutral face. Gaps: no face found (not measured, not "
-               "neutral). A face signal is not a feeling: ask the person.")
+    st.caption("Darker: stronger than the person's own neutral face (white: as usual; darkest: the strongest "
+               "the signal goes). Gaps: no face found (not measured, not neutral). A face signal is not a "
+               "feeling: ask the person.")

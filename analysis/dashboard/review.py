@@ -7,7 +7,11 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from analysis.dashboard.charts import LABEL_PX, clock_axis
+from analysis.dashboard.expressions_lane import expression_lanes_panel
+from analysis.dashboard.face_boxes import face_box_toggle
 from analysis.dashboard.media_server import media_url
+from analysis.dashboard.memo import remembered
 from analysis.dashboard.seek import install_client_seek, jump_key
 from analysis.dashboard.takehome import takehome_panel
 from analysis.dashboard.vault import note_access
@@ -32,7 +36,6 @@ LAYER_COLOURS = {KIND_TITLES[kind]: colour for kind, (colour, _) in KIND_LAYERS.
 LAYER_GROUP = {KIND_TITLES[kind]: group for kind, (_, group) in KIND_LAYERS.items()}
 TIMELINE_GROUPS = ("speech", "events", "face")
 WINDOW_WIDTHS_S = (60.0, 120.0, 300.0, 600.0, 1200.0, 1800.0)   # the detail window's widths on offer (s)
-LABEL_PX = 230          # room for the row names on the left of every time plot, so their times line up
 MOMENTS_PER_PAGE = 25   # moments listed at a time (a 50-minute group session has hundreds)
 
 
@@ -113,15 +116,6 @@ def follow_video(session_id: str, position_s: float, width_s: float, duration_s:
 def layer_legend(layers: list[str]) -> str:
     """The timeline's colours, one swatch per layer shown (HTML)."""
     return "&nbsp;&nbsp; ".join(f'<span style="color:{LAYER_COLOURS[layer]}">■</span> {layer}' for layer in layers)
-
-
-def clock_axis(window: tuple[float, float], title: str | None = "time (m:ss)") -> alt.Axis:
-    """A time axis (values in s) labelled m:ss, with ticks at a round step for the window."""
-    span = window[1] - window[0]
-    step = next((s for s in (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800) if span / s <= 12), 3600)
-    ticks = [float(t) for t in np.arange(np.ceil(window[0] / step) * step, window[1] + 1e-9, step)]
-    return alt.Axis(title=title, values=ticks, labelExpr="floor(datum.value / 60) + ':' + "
-                                                          "format(floor(datum.value % 60), '02d')")
 
 
 def person_colours(review: Review) -> alt.Scale:
@@ -546,6 +540,7 @@ def player_and_moments(store: Store, review: Review) -> None:
         st.video(media_url(store, review.session_id, rel), start_time=int(position))
         note_access(store, review.session_id, "play")
         st.caption(f"Playing from {position:.1f} s")
+        face_box_toggle(review, position)
         if review.face_coverage:
             st.caption("Faces found in sampled frames: " + ", ".join(f"{n} {c:.0%}" for n, c in review.face_coverage.items()))
     with moments_col:
@@ -554,7 +549,8 @@ def player_and_moments(store: Store, review: Review) -> None:
 
 def session_page(store: Store, session_id: str) -> None:
     try:
-        review = load_review(store, session_id)
+        review = remembered(store, session_id, "review", ["derived", "manifest.json"],
+                            lambda: load_review(store, session_id))
     except PlaybackError as exc:
         st.error(str(exc))
         return
@@ -582,7 +578,6 @@ def session_page(store: Store, session_id: str) -> None:
         st.caption("0 is the person's usual voice; the dashed line (1) is as loud and as high as a raised "
                    "voice. Gaps: too little of their voice alone there (not measured, not calm). Vocal "
                    "arousal is not an emotion: ask the person what it was.")
-    from analysis.dashboard.expressions_lane import expression_lanes_panel    # the face lanes' own module
     expression_lanes_panel(store, review, position, window, people)
     metrics_panel(review)
     agreement_panel(store, review)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import streamlit as st
 
+from analysis.dashboard import memo
 from analysis.dashboard.media_server import forget_media_urls
 from analysis.export import export
 from capture.errors import PlaybackError
@@ -55,6 +56,7 @@ def lock(*, reason: str = "lock", notice: str | None = None) -> None:
         except PlaybackError:
             pass
     forget_media_urls()
+    memo.forget()
     for key in (_REAUTH, _SEEN, "export_ready"):
         st.session_state.pop(key, None)
     st.cache_data.clear()

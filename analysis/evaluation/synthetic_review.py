@@ -122,6 +122,37 @@ def synthetic_review(names: list[str] = NAMES, duration_s: float = DURATION_S, *
                   "synthetic", {}, curve.assign(name=curve.participant_id.map(dict(zip(pids, names)))))
 
 
+def faces_table(pids: list[str], duration_s: float, *, rate_hz: float = 10.0, seed: int = 0) -> pd.DataFrame:
+    """A faces table as the faces stage writes it (:data:`analysis.stages.faces.COLUMNS`) at
+    ``rate_hz`` samples a second: each person seated in their own place across the frame, moving
+    a little, found 95 % of the time; random blendshapes (its size, not its content, matters)."""
+    from analysis.stages import faces
+
+    rng = np.random.default_rng(seed)
+    t = np.arange(0.0, duration_s, 1.0 / rate_hz)
+    parts = []
+    for i, pid in enumerate(pids):
+        seen = rng.random(len(t)) > 0.05
+        table = pd.DataFrame(rng.random((len(t), len(faces.COLUMNS))).astype(float), columns=faces.COLUMNS)
+        table = table.assign(participant_id=pid, t_s=t, detected=seen, track_id=np.where(seen, i, -1),
+                             face_x=(i + 0.5) / len(pids) + 0.01 * np.sin(t / 7), face_y=0.45, face_w=0.5 / len(pids))
+        table.loc[~seen, faces.COLUMNS[3:-1]] = np.nan
+        parts.append(table)
+    return pd.concat(parts, ignore_index=True)[faces.COLUMNS]
+
+
+def signals_table(faces: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
+    """Expression signals (:data:`analysis.stages.expressions.SIGNALS`, 0-1, NaN without a
+    face) for every row of a faces table: random, at the size a real session has."""
+    from analysis.stages import expressions
+
+    rng = np.random.default_rng(seed)
+    values = rng.random((len(faces), len(expressions.SIGNALS))) ** 4
+    values[~faces.detected.to_numpy(bool)] = np.nan
+    return pd.concat([faces[["participant_id", "t_s"]].reset_index(drop=True),
+                      pd.DataFrame(values, columns=list(expressions.SIGNALS))], axis=1)
+
+
 def small_video(path: Path, duration_s: float, *, fps: int = 1, size=(320, 180)) -> Path:
     """A tiny H.264 video of ``duration_s`` seconds showing its own clock (no audio)."""
     import av
@@ -157,8 +188,9 @@ def synthetic_store_session(store, folder: Path, names: list[str] = NAMES, durat
     store.write_table(session_id, "derived/participants.parquet", review.participants.drop(columns="name"))
     store.write_table(session_id, "derived/matrix.parquet", matrix_table(review.events, pids).reset_index())
     store.write_json(session_id, "derived/speakers.run.json", {"backend": "synthetic (test)", "params": {}})
-    store.write_table(session_id, "derived/faces.parquet",
-                      pd.DataFrame({"participant_id": pids, "t_s": 0.0, "detected": True}))
+    faces = faces_table(pids, float(manifest["duration_s"]))
+    store.write_table(session_id, "derived/faces.parquet", faces)
+    store.write_table(session_id, "derived/expression_signals.parquet", signals_table(faces))
     store.write_table(session_id, "derived/arousal.parquet", review.arousal.drop(columns="name"))
     store.set_status(session_id, "analysed")
     return session_id

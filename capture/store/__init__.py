@@ -250,6 +250,9 @@ class Store:
     def list_files(self, session_id: str, under: str) -> list[str]:
         return self.files.list_files(session_id, under)
 
+    def version(self, session_id: str, rel: str) -> tuple[int, int] | None:
+        return self.files.version(session_id, rel)
+
     def delete_file(self, session_id: str, rel: str) -> None:
         self.files.delete_file(session_id, rel)
 

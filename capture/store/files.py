@@ -113,6 +113,15 @@ class Files:
     def exists(self, session_id: str, rel: str) -> bool:
         return self.path(session_id, rel).is_file()
 
+    def version(self, session_id: str, rel: str) -> tuple[int, int] | None:
+        """``(modified time in ns, size in bytes)`` of ``rel``, None when absent: it changes
+        whenever the file is written again (every write is a new file renamed into place)."""
+        try:
+            stat = self.path(session_id, rel).stat()
+        except FileNotFoundError:
+            return None
+        return stat.st_mtime_ns, stat.st_size
+
     def write_bytes(self, session_id: str, rel: str, data: bytes) -> None:
         """Encrypt and write atomically (temporary file in the same folder, then rename)."""
         self._write_blocks(session_id, rel, [data])

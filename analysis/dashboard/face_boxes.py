@@ -1,0 +1,109 @@
+"""The player's face-box overlay: a box and a name on each face the analysis found, drawn in the
+browser over the page's ``<video>`` at its current time, so the therapist can check who the
+tool took for whom. Boxes are sent for a stretch around the video's position (10-minute
+blocks, a few thousand boxes at most) and follow the video while it plays; a face not found
+there has no box (missing, never guessed)."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import streamlit as st
+
+from analysis.review import BOX_RATE_HZ, Review
+
+BLOCK_S = 600.0          # boxes are sent for the 10-minute block around the video's position (s)
+MAX_BOXES = 4000         # at most this many boxes in one block, over all people
+DARK2 = ["#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e", "#e6ab02", "#a6761d", "#666666"]  # as person_colours
+
+# Runs in the page; the data line changes, the drawing loop is installed once per page load.
+_OVERLAY = """
+<script>
+window.__playbackFaceBoxes = %s;
+(function () {
+  if (window.__playbackFaceBoxLoop) { return; }
+  window.__playbackFaceBoxLoop = true;
+  let canvas = null;
+  function at(times, t) {                  // index of the last sample at or before t, or -1
+    let lo = 0, hi = times.length - 1, found = -1;
+    while (lo <= hi) { const mid = (lo + hi) >> 1; if (times[mid] <= t) { found = mid; lo = mid + 1; } else { hi = mid - 1; } }
+    return found;
+  }
+  function draw(video, data) {
+    const width = video.clientWidth, height = video.clientHeight;
+    if (canvas.width !== width || canvas.height !== height) { canvas.width = width; canvas.height = height; }
+    canvas.style.left = video.offsetLeft + "px"; canvas.style.top = video.offsetTop + "px";
+    const pen = canvas.getContext("2d");
+    pen.clearRect(0, 0, width, height);
+    if (!video.videoWidth) { return; }
+    const scale = Math.min(width / video.videoWidth, height / video.videoHeight);
+    const left = (width - video.videoWidth * scale) / 2, top = (height - video.videoHeight * scale) / 2;
+    const now = video.currentTime;
+    for (const person of data.people) {
+      const i = at(person.t, now);
+      if (i < 0 || now - person.t[i] > data.gap_s) { continue; }
+      let x = person.x[i], y = person.y[i], w = person.w[i];
+      const j = i + 1;
+      if (j < person.t.length && person.t[j] - person.t[i] <= data.gap_s) {     // between two samples
+        const f = (now - person.t[i]) / (person.t[j] - person.t[i]);
+        x += f * (person.x[j] - x); y += f * (person.y[j] - y); w += f * (person.w[j] - w);
+      }
+      const boxW = w * video.videoWidth * scale * 1.2, boxH = boxW * 1.3;
+      const cx = left + x * video.videoWidth * scale, cy = top + y * video.videoHeight * scale;
+      pen.strokeStyle = person.colour; pen.lineWidth = 3;
+      pen.strokeRect(cx - boxW / 2, cy - boxH / 2, boxW, boxH);
+      pen.font = "bold 15px sans-serif";
+      const label = person.name, labelW = pen.measureText(label).width + 10;
+      pen.fillStyle = person.colour; pen.fillRect(cx - boxW / 2, cy - boxH / 2 - 22, labelW, 22);
+      pen.fillStyle = "white"; pen.fillText(label, cx - boxW / 2 + 5, cy - boxH / 2 - 6);
+    }
+  }
+  function frame() {
+    const video = document.querySelector("video");
+    const data = window.__playbackFaceBoxes;
+    if (canvas && (!data || !video || canvas.parentElement !== video.parentElement)) { canvas.remove(); canvas = null; }
+    if (video && data) {
+      if (!canvas) {
+        canvas = document.createElement("canvas");
+        canvas.setAttribute("data-testid", "playbackFaceBoxes");
+        canvas.style.cssText = "position:absolute;pointer-events:none;";
+        if (getComputedStyle(video.parentElement).position === "static") { video.parentElement.style.position = "relative"; }
+        video.parentElement.appendChild(canvas);
+      }
+      draw(video, data);
+    }
+    requestAnimationFrame(frame);
+  }
+  requestAnimationFrame(frame);
+})();
+</script>
+"""
+
+
+def overlay_data(review: Review, position_s: float) -> dict:
+    """The boxes of the 10-minute block around ``position_s`` (s, with 30 s either side) as the
+    page's script reads them: per person ``name, colour`` and arrays ``t`` (s), ``x, y, w``
+    (shares of the frame), thinned evenly to :data:`MAX_BOXES` in all."""
+    start = np.floor(position_s / BLOCK_S) * BLOCK_S - 30.0
+    boxes = review.boxes[(review.boxes.t_s >= start) & (review.boxes.t_s <= start + BLOCK_S + 60.0)]
+    step = max(1, int(np.ceil(len(boxes) / MAX_BOXES)))
+    colours = {pid: DARK2[i % len(DARK2)] for i, pid in enumerate(review.names)}
+    people = []
+    for pid, mine in boxes.groupby("participant_id", sort=False):
+        mine = mine.sort_values("t_s").iloc[::step]
+        people.append({"name": review.names.get(pid, pid), "colour": colours.get(pid, "#333333"),
+                       "t": [round(float(v), 2) for v in mine.t_s],
+                       **{k: [round(float(v), 4) for v in mine[k]] for k in ("x", "y", "w")}})
+    # a box is drawn up to this long after its sample (s): longer gaps are a face not found
+    return {"people": people, "gap_s": round(max(1.5 * step / BOX_RATE_HZ, 0.5), 2)}
+
+
+def face_box_toggle(review: Review, position_s: float) -> None:
+    """"Show face boxes" under the player; on: the overlay with the boxes around ``position_s``."""
+    if not review.has_video or review.boxes.empty:
+        return
+    shown = st.toggle("Show face boxes", key="show_face_boxes",
+                      help="A box and the name on each face the analysis found: who it took for whom")
+    data = overlay_data(review, position_s) if shown else None
+    st.html(_OVERLAY % json.dumps(data), unsafe_allow_javascript=True)
+
