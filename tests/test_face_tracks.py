@@ -207,6 +207,23 @@ def test_gallery_tiles_are_assigned_row_by_row(gallery):
     assert not table[camera_off & table.t_s.between(3.2, 4.3)].detected.any()
 
 
+@pytest.mark.parametrize("centres,layout,order", [
+    ([(0.15, 0.2), (0.5, 0.5), (0.85, 0.8)], "seats", [0, 1, 2]),      # a room seen from above: a staircase, no grid
+    ([(0.8, 0.25), (0.5, 0.75), (0.2, 0.3)], "tiles", [2, 0, 1]),      # a gallery of three: two tiles on top, one centred
+])
+def test_auto_layout_is_a_gallery_only_when_faces_sit_in_its_grid(centres, layout, order):
+    """Face positions (fractions of the frame) of three tracks seen together for 2 s: auto
+    layout picks tiles only when each face sits in its own cell of the gallery grid; the
+    participants follow screen order (row by row for tiles, left to right for seats)."""
+    times = np.arange(20) / 10
+    rows = [{"t_s": t, "track": k, "face_x": cx, "face_y": cy, "signature": None}
+            for t in times for k, (cx, cy) in enumerate(centres)]
+    person, info = face_tracks.assign_tracks(pd.DataFrame(rows), 3, layout="auto", row_gap=0.25, min_separation=3.0,
+                                             min_margin=1.0, max_distance=2.5, min_frames=5)
+    assert info["layout"] == layout
+    assert [int(person[k]) for k in range(3)] == [order.index(k) for k in range(3)]
+
+
 def test_a_gallery_tile_without_consent_never_reaches_the_model(gallery):
     """Consent in a gallery (layout "tiles"): the top-right person did not agree to face
     analysis; their tile is blanked, the three others are found in theirs."""

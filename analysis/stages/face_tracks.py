@@ -110,14 +110,30 @@ def _screen_order(x: np.ndarray, y: np.ndarray, tiles: bool, row_gap: float) -> 
     return np.lexsort((x, _rows(y, row_gap)))
 
 
+def _looks_like_a_gallery(x: np.ndarray, y: np.ndarray, full: list[np.ndarray], n: int, row_gap: float) -> bool:
+    """Whether the faces seen all together sit in two or more rows, each face inside its own
+    tile of the regular gallery grid (:func:`places`), on most (90 %) of those samples."""
+    cells = np.array(places(n, tiles=True))
+    if len(np.unique(cells[:, 1])) < 2:
+        return False
+    fits = 0
+    for at in full:
+        at = at[_screen_order(x[at], y[at], True, row_gap)]
+        fits += bool(_rows(y[at], row_gap).max() >= 1 and np.all(
+            (cells[:, 0] <= x[at]) & (x[at] < cells[:, 2]) & (cells[:, 1] <= y[at]) & (y[at] < cells[:, 3])))
+    return fits >= 0.9 * len(full)
+
+
 def assign_tracks(detections: pd.DataFrame, n_participants: int, *, layout: str, row_gap: float,
                   min_separation: float, min_margin: float, max_distance: float, min_frames: int
                   ) -> tuple[np.ndarray, dict]:
     """Participant index (0..n-1, -1: unassigned) per detection, and facts for the run record.
 
     ``detections`` has one row per face: ``t_s, track, face_x, face_y, signature`` (an array,
-    or None when the face is not frontal enough to give one). Positions come from the samples
-    showing all ``n_participants`` faces: ordered as seats or tiles, each place's median centre.
+    or None when the face is not frontal enough to give one). ``layout`` "auto" is tiles when
+    the faces seen together fit a gallery's grid (:func:`_looks_like_a_gallery`), else seats.
+    Positions come from the samples showing all ``n_participants`` faces: ordered as seats or
+    tiles, each place's median centre.
     The first such set of tracks seen together on ``min_frames`` samples is the reference: its
     tracks give the participants in screen order and their signatures. Signatures are used
     only when the participants' signatures lie ``min_separation`` typical within-person
@@ -141,8 +157,7 @@ def assign_tracks(detections: pd.DataFrame, n_participants: int, *, layout: str,
     full = [order[a:a + n] for a, c in zip(first, counts) if c == n]      # faces of each sample showing everyone
     tiles = layout == "tiles"
     if layout == "auto" and full:
-        rows_per_sample = [_rows(y[at], row_gap).max() + 1 for at in full]
-        tiles = float(np.median(rows_per_sample)) > 1
+        tiles = _looks_like_a_gallery(x, y, full, n, row_gap)
     info["layout"] = "tiles" if tiles else "seats"
 
     # places: each sample showing everyone, ordered; a place's centre is its median

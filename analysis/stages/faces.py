@@ -51,7 +51,7 @@ class FaceParams:
     track_max_gap_s: float = 0.5    # a track ends when its face is not seen for longer than this (never less than 1.5 sampling intervals)
     track_max_shift: float = 1.0    # a face continues a track when its centre moved at most this many face sizes since it was last seen
     track_min_samples: int = 3      # a track seen on fewer samples than this is a false detection (a pattern taken for a face) and dropped
-    layout: str = "auto"            # "seats" (a room: participants listed left to right), "tiles" (a video-call gallery: row by row from the top, left to right) or "auto" (tiles when the faces seen together sit in two or more rows)
+    layout: str = "auto"            # "seats" (a room: participants listed left to right), "tiles" (a video-call gallery: row by row from the top, left to right) or "auto" (tiles when the faces seen together sit in two or more rows, each in its own tile of a regular grid: ceil(sqrt(n)) columns, the last row centred)
     tile_row_gap: float = 0.25      # faces whose centres differ in height by more than this share of the frame height sit in different rows
     signature_max_yaw_deg: float = 30.0  # only faces turned less than this (degrees) give a face signature
     reid_min_separation: float = 3.0  # signatures re-identify people only when the participants' signatures lie at least this many typical within-person distances apart (measured on the session's own reference tracks)
