@@ -366,6 +366,16 @@ INTROS = {
     "smile": "{name} smiled here.",
     "one_sided_smile": "One corner of {name}'s mouth rose here.",
     "frown": "{name}'s brows lowered here.",
+    "sadness_like": "The inner ends of {name}'s brows rose and the corners of the mouth went down here.",
+    "surprise": "{name}'s brows rose and eyes opened wide here.",
+    "disgust_like": "{name}'s nose wrinkled or upper lip rose here.",
+    "eye_roll": "{name} looked upward here.",
+    "looking_away": "{name} looked away here.",
+    "nodding": "{name} nodded here.",
+    # face_moment, by its label: the face and who was speaking, still without a reading of it
+    "one_sided_smile_while_partner_speaks": "One corner of {name}'s mouth rose while {target} was speaking.",
+    "eye_roll_after_turn": "{name} looked upward just after {target} spoke.",
+    "withdrawn_silence": "{name} was quiet for a while here, looking away.",
     "added": "A moment chosen to look at together.",
 }
 
@@ -416,7 +426,7 @@ def walkthrough_playlist(review: Review, decisions: dict, walkthrough: dict, add
             key = "added"
         else:
             people = [p for p in (m.participant_id, m.target_participant_id) if isinstance(p, str) and p in names]
-            key = m.expression if m.kind == "expression" else m.kind
+            key = {"expression": m.expression, "face_moment": m.label}.get(m.kind, m.kind)
         intro = INTROS.get(key, INTROS["added"]).format(
             name=names.get(people[0], "") if people else "", target=names.get(people[1], "") if len(people) > 1 else "",
             people=ev.names_list([names[p] for p in people]) if people else "You")

@@ -316,3 +316,15 @@ def test_face_boxes_are_thinned_per_person_and_leave_out_missing_faces():
     assert list(boxes.columns) == ["participant_id", "t_s", "x", "y", "w"]
     assert (boxes.participant_id == "p1").sum() == 50 and (boxes.participant_id == "p2").sum() == 25
     assert boxes[boxes.participant_id == "p2"].t_s.max() < 5.0            # no box where the face was not found
+
+
+def test_every_face_moment_has_plain_words_for_the_clients():
+    """The walkthrough introduces each expression and face moment in its own plain words: what
+    was seen, never a reading of it (no contempt, stonewalling or "possible")."""
+    from analysis.core.events import EXPRESSIONS, FACE_MOMENTS
+    from analysis.review import INTROS
+
+    for label in EXPRESSIONS + FACE_MOMENTS:
+        assert label in INTROS, label
+        words = INTROS[label].lower()
+        assert not any(w in words for w in ("contempt", "stonewall", "possible", "anger", "sad", "disgust")), words

@@ -45,7 +45,7 @@ KINDS: dict[str, Kind] = {
     "flat_voice": Kind("Flat, quiet voice", True, True, "loudness against own baseline, dB", "tone"),
     "speeding_up": Kind("Faster speech", True, True, "speaking rate / own usual rate", "tone"),
     "expression": Kind("Expression", True, True, "score above own neutral face (0-1)", "faces"),
-    "face_moment": Kind("Face and talk together", True, False, "score of the face signal (0-1)", "faces"),
+    "face_moment": Kind("Face and talk together", True, True, "score of the face signal (0-1)", "faces"),
 }
 MOMENT_KINDS = tuple(k for k, kind in KINDS.items() if kind.moment)
 TIMELINE_KINDS = tuple(k for k, kind in KINDS.items() if kind.timeline)

@@ -30,7 +30,7 @@ KIND_LAYERS = {
     "speech_turn": ("#8fb8de", "speech"), "overlap": ("#f2b84b", "speech"), "backchannel": ("#6a994e", "speech"),
     "interruption": ("#d9534f", "events"), "raised_voice": ("#8e44ad", "events"),
     "heated_exchange": ("#e76f51", "events"), "flat_voice": ("#577590", "events"),
-    "speeding_up": ("#b5838d", "events"), "expression": ("#2a9d8f", "face"),
+    "speeding_up": ("#b5838d", "events"), "expression": ("#2a9d8f", "face"), "face_moment": ("#1d3557", "face"),
 }
 LAYER_COLOURS = {KIND_TITLES[kind]: colour for kind, (colour, _) in KIND_LAYERS.items()}
 LAYER_GROUP = {KIND_TITLES[kind]: group for kind, (_, group) in KIND_LAYERS.items()}
