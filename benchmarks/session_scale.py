@@ -345,6 +345,12 @@ def main() -> None:
               + " | ".join(f"{cpu[p]:.1f}" for p in pieces)
               + f" | {total:.1f} | {total / cores:.1f} | {r['analyze_s']:.1f} | {r['analyze_s'] / (total / cores):.2f} | "
               f"{r['analyze_cpu']:.1f} | {r['analyze_cpu'] / total:.2f} |")
+    print("\nTargets: 50 min analysed in <= 300 s (0.1 x real time) on 2 cores; peak <= 2 GB at every length and "
+          "within 10 % between 10 and 50 min; ratio to the floor <= 1.3. Load average now "
+          + " ".join(f"{value:.2f}" for value in os.getloadavg()) + ".")
+    peaks = [r["analyze_peak_kb"] for _, r in results]
+    if len(peaks) > 1:
+        print(f"Peak memory, highest over lowest length: {max(peaks) / min(peaks):.2f} (target <= 1.10).")
 
 
 if __name__ == "__main__":
