@@ -74,13 +74,16 @@ def _faces_analysed(store: Store, session_id: str) -> set[str]:
     return set(faces.participant_id[faces.detected.astype(bool)])
 
 
-def case_trends(store: Store, case_id: str) -> pd.DataFrame:
+def case_trends(store: Store, case_id: str, measures_of=None) -> pd.DataFrame:
     """:data:`TREND_COLUMNS` over the case's analysed sessions, oldest first: ``session_no``
-    counts from 1, ``date`` is the session's creation date (ISO)."""
+    counts from 1, ``date`` is the session's creation date (ISO). ``measures_of(session_id)``
+    gives one session's measures (default :func:`session_measures`; a page passes one that
+    keeps them between reruns)."""
+    measures_of = measures_of or (lambda session_id: session_measures(store, session_id))
     frames = []
     analysed = [r for r in store.cases.sessions(case_id) if store.exists(r.session_id, ev.EVENTS_TABLE)]
     for number, row in enumerate(analysed, start=1):
-        measures = session_measures(store, row.session_id)
+        measures = measures_of(row.session_id)
         frames.append(measures.assign(session_id=row.session_id, session_no=number, date=row.created_utc[:10]))
     if not frames:
         return pd.DataFrame(columns=TREND_COLUMNS)

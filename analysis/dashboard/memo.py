@@ -12,12 +12,13 @@ from capture.store import Store
 
 T = TypeVar("T")
 _MEMO = "session_memo"        # (what, session id) -> (files' versions, value), most recent last
-KEEP = 4                      # values kept at most (the review and its lanes of the last two sessions)
 
 
-def remembered(store: Store, session_id: str, what: str, under: list[str], build: Callable[[], T]) -> T:
+def remembered(store: Store, session_id: str, what: str, under: list[str], build: Callable[[], T], *,
+               keep: int = 2) -> T:
     """``build()``, or the value it gave last time for ``(what, session_id)`` if no file of the
-    session below the folders or files ``under`` has been written, added or removed since."""
+    session below the folders or files ``under`` has been written, added or removed since. At
+    most ``keep`` sessions' values of one ``what`` are kept (the most recently used)."""
     versions = tuple((rel, store.version(session_id, rel)) for folder in under
                      for rel in (store.list_files(session_id, folder) or [folder]))
     memo = st.session_state.setdefault(_MEMO, {})
@@ -25,8 +26,9 @@ def remembered(store: Store, session_id: str, what: str, under: list[str], build
     if kept is None or kept[0] != versions:
         kept = (versions, build())
     memo[(what, session_id)] = kept                  # most recent last
-    while len(memo) > KEEP:
-        memo.pop(next(iter(memo)))
+    mine = [key for key in memo if key[0] == what]
+    for key in mine[:max(len(mine) - keep, 0)]:
+        del memo[key]
     return kept[1]
 
 

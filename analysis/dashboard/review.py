@@ -15,7 +15,7 @@ from analysis.dashboard.memo import remembered
 from analysis.dashboard.seek import install_client_seek, jump_key
 from analysis.dashboard.takehome import takehome_panel
 from analysis.dashboard.vault import note_access
-from analysis.review import (KIND_TITLES, MOMENT_KINDS, WINDOW_STEP_S, Review, add_moment, agreement,
+from analysis.review import (KIND_TITLES, MOMENT_KINDS, NOTES_FILE, WINDOW_STEP_S, Review, add_moment, agreement,
                              default_window_s, format_clock, interruption_cells, parse_clock, load_added, load_decisions,
                              load_review, load_walkthrough, overview_density, overview_marks, pick_moment,
                              save_decision, session_agreement_inputs, thresholds_table, timeline_rows,
@@ -376,7 +376,9 @@ def agreement_panel(store: Store, review: Review) -> None:
     """How often the tool is right for this therapist, per kind: this session and all sessions."""
     with st.expander("How often the tool is right for you (from your confirmations, dismissals and added moments)"):
         this = session_agreement_inputs(store, review.session_id)
-        every = [x for x in (session_agreement_inputs(store, r.session_id) for r in store.list_sessions()) if x]
+        every = [x for x in (remembered(store, r.session_id, "agreement_inputs", ["derived", NOTES_FILE],
+                                        lambda sid=r.session_id: session_agreement_inputs(store, sid), keep=1000)
+                             for r in store.list_sessions()) if x]
         for title, sessions in (("This session", [this] if this else []), (f"All sessions ({len(every)})", every)):
             st.markdown(f"**{title}**")
             table = agreement(sessions)

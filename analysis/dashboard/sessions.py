@@ -14,7 +14,8 @@ import streamlit as st
 from analysis.core import events as ev
 from analysis.jobs import DONE, FAILED, RUNNING, job_status, start_analysis
 from analysis.review import format_clock
-from analysis.trends import MEASURES, case_trends
+from analysis.dashboard.memo import remembered
+from analysis.trends import MEASURES, case_trends, session_measures
 from capture.errors import PlaybackError
 from capture.ingest import import_media
 from capture.store import Case, SessionRow, Store
@@ -172,12 +173,17 @@ def analysis_progress(store: Store, session_id: str) -> None:
                 text=f"Analysing: {status.get('stage', '')} ({status.get('fraction', 0.0):.0%})")
 
 
+MEASURES_KEPT = 1000     # sessions whose trend measures are kept between reruns (small tables)
+
+
 def trends_panel(store: Store, case: Case) -> None:
     """The case's measures across its analysed sessions, one small plot per measure."""
     # drawn only when shown: a plot laid out inside a closed expander comes out squashed
     if not st.toggle("Trends across sessions", key=f"trends-{case.case_id}"):
         return
-    trends = case_trends(store, case.case_id)
+    trends = case_trends(store, case.case_id, lambda session_id: remembered(
+        store, session_id, "trend_measures", ["derived", "manifest.json"],
+        lambda: session_measures(store, session_id), keep=MEASURES_KEPT))
     with st.container():
         if trends.empty:
             st.caption("No analysed sessions yet.")
