@@ -42,22 +42,39 @@ FEATURES = COLUMNS[3:-1]
 
 @dataclass(frozen=True)
 class FaceParams:
-    sample_fps: float = 10.0        # frames analysed per second of video
-    min_detection: float = 0.5      # face detection confidence
-    min_presence: float = 0.5       # face presence confidence
-    chunk_s: float = 300.0          # video analysed in stretches of this many seconds, on every core (tracks are linked across them)
-    max_yaw_deg: float = 45.0       # a face turned further than this (degrees; a profile) is missing
-    max_hidden: float = 0.15        # a face with more than this share of its landmarks outside the frame or in a blanked place (consent) is missing (occluded)
-    track_max_gap_s: float = 0.5    # a track ends when its face is not seen for longer than this (never less than 1.5 sampling intervals)
-    track_max_shift: float = 1.0    # a face continues a track when its centre moved at most this many face sizes since it was last seen
-    track_min_samples: int = 3      # a track seen on fewer samples than this is a false detection (a pattern taken for a face) and dropped
-    layout: str = "auto"            # "seats" (a room: participants listed left to right), "tiles" (a video-call gallery: row by row from the top, left to right) or "auto" (tiles when the faces seen together sit in two or more rows, each in its own tile of a regular grid: ceil(sqrt(n)) columns, the last row centred)
-    tile_row_gap: float = 0.25      # faces whose centres differ in height by more than this share of the frame height sit in different rows
-    signature_max_yaw_deg: float = 30.0  # only faces turned less than this (degrees) give a face signature
-    reid_min_separation: float = 3.0  # signatures re-identify people only when the participants' signatures lie at least this many typical within-person distances apart (measured on the session's own reference tracks)
-    reid_max_distance: float = 2.5  # a track is re-identified as a participant only when its mean signature lies within this many typical within-person distances of theirs
-    reid_min_margin: float = 1.0    # and only when it is at least this many typical within-person distances nearer to them than to anyone else; otherwise the track goes by position
-    reid_min_frames: int = 5        # frontal samples a track needs to be re-identified, and the reference tracks to give the participants' signatures
+    sample_fps: float = 10.0              # frames analysed per second of video
+    min_detection: float = 0.5            # face detection confidence
+    min_presence: float = 0.5             # face presence confidence
+    chunk_s: float = 300.0                # video analysed in stretches of this many seconds, on every core
+                                          # (tracks are linked across them)
+    max_yaw_deg: float = 45.0             # a face turned further than this (degrees; a profile) is missing
+    max_hidden: float = 0.15              # a face with more than this share of its landmarks outside the frame
+                                          # or in a blanked place (consent) is missing (occluded)
+    track_max_gap_s: float = 0.5          # a track ends when its face is not seen for longer than this (never
+                                          # less than 1.5 sampling intervals)
+    track_max_shift: float = 1.0          # a face continues a track when its centre moved at most this many
+                                          # face sizes since it was last seen
+    track_min_samples: int = 3            # a track seen on fewer samples than this is a false detection (a
+                                          # pattern taken for a face) and dropped
+    layout: str = "auto"                  # "seats" (a room: participants listed left to right), "tiles" (a
+                                          # video-call gallery: row by row from the top, left to right) or
+                                          # "auto" (tiles when the faces seen together sit in two or more rows,
+                                          # each in its own tile of a regular grid: ceil(sqrt(n)) columns, the
+                                          # last row centred)
+    tile_row_gap: float = 0.25            # faces whose centres differ in height by more than this share of the
+                                          # frame height sit in different rows
+    signature_max_yaw_deg: float = 30.0   # only faces turned less than this (degrees) give a face signature
+    reid_min_separation: float = 3.0      # signatures re-identify people only when the participants' signatures
+                                          # lie at least this many typical within-person distances apart
+                                          # (measured on the session's own reference tracks)
+    reid_max_distance: float = 2.5        # a track is re-identified as a participant only when its mean
+                                          # signature lies within this many typical within-person distances of
+                                          # theirs
+    reid_min_margin: float = 1.0          # a track is re-identified only when its signature is also at least
+                                          # this many typical within-person distances nearer to that participant
+                                          # than to anyone else; otherwise it goes by position
+    reid_min_frames: int = 5              # frontal samples a track needs to be re-identified, and the reference
+                                          # tracks to give the participants' signatures
 
     def __post_init__(self):
         if self.layout not in face_tracks.LAYOUTS:
@@ -130,7 +147,8 @@ def _visible_mask(height: int, width: int, visible: Regions | None) -> np.ndarra
     """Boolean (height, width) mask of the pixels inside the ``visible`` regions (all without)."""
     keep = np.zeros((height, width), bool) if visible is not None else np.ones((height, width), bool)
     for left, top, right, bottom in visible or []:
-        keep[int(round(top * height)):int(round(bottom * height)), int(round(left * width)):int(round(right * width))] = True
+        rows = slice(int(round(top * height)), int(round(bottom * height)))
+        keep[rows, int(round(left * width)):int(round(right * width))] = True
     return keep
 
 
@@ -175,9 +193,9 @@ def detect_faces(
                 xs, ys = points[:, 0], points[:, 1]
                 inside = (xs >= 0) & (xs < 1) & (ys >= 0) & (ys < 1)
                 inside[inside] = keep[(ys[inside] * height).astype(int), (xs[inside] * width).astype(int)]
-                row = {"t_s": t_s, "face_x": float(xs.mean()), "face_y": float(ys.mean()), "face_w": float(xs.max() - xs.min()),
-                       "face_h": float(ys.max() - ys.min()), "hidden": float(1 - inside.mean()),
-                       "signature": face_tracks.signature(points, width, height)}
+                row = {"t_s": t_s, "face_x": float(xs.mean()), "face_y": float(ys.mean()),
+                       "face_w": float(xs.max() - xs.min()), "face_h": float(ys.max() - ys.min()),
+                       "hidden": float(1 - inside.mean()), "signature": face_tracks.signature(points, width, height)}
                 row.update(zip(POSE, _pose_degrees(result.facial_transformation_matrixes[i])))
                 row.update({c.category_name: float(c.score) for c in result.face_blendshapes[i]})
                 rows.append(row)
@@ -215,8 +233,8 @@ def assign_participants(detections: pd.DataFrame, participant_ids: list[str], pa
     x = detections.face_x.to_numpy(float)
     track = face_tracks.link_tracks(detections.t_s.to_numpy(float), x, detections.face_y.to_numpy(float),
                                     detections.face_w.to_numpy(float), detections.face_h.to_numpy(float),
-                                    max_gap_s=max(params.track_max_gap_s, 1.5 / params.sample_fps), max_shift=params.track_max_shift,
-                                    min_samples=params.track_min_samples)
+                                    max_gap_s=max(params.track_max_gap_s, 1.5 / params.sample_fps),
+                                    max_shift=params.track_max_shift, min_samples=params.track_min_samples)
     yaw = np.abs(detections.yaw_deg.to_numpy(float))
     frontal = (yaw <= params.signature_max_yaw_deg) & (detections.hidden.to_numpy(float) <= params.max_hidden)
     signatures = [s if ok else None for s, ok in zip(detections.signature, frontal)]
@@ -238,7 +256,7 @@ def assign_participants(detections: pd.DataFrame, participant_ids: list[str], pa
     present = [c for c in FEATURES if c in detections]
     columns = [FEATURES.index(c) for c in present]
     features[np.ix_(np.flatnonzero(found), columns)] = detections[present].to_numpy(float)[rows[found]]
-    box = [FEATURES.index(c) for c in ("face_x", "face_y", "face_w")]      # kept for a turned or hidden face: it can still be blurred
+    box = [FEATURES.index(c) for c in ("face_x", "face_y", "face_w")]      # kept for a turned or hidden face
     features[np.ix_(np.flatnonzero(seen), box)] = detections[["face_x", "face_y", "face_w"]].to_numpy(float)[rows[seen]]
     out = pd.DataFrame(features, columns=FEATURES)
     out.insert(0, "participant_id", np.repeat(participant_ids, len(times)))
