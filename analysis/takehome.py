@@ -400,6 +400,14 @@ def clip_span(start_s: float, end_s: float) -> tuple[float, float]:
     return max(0.0, float(start_s) - CLIP_LEAD_S), float(end_s) + CLIP_TAIL_S
 
 
+def blur_boxes(faces: pd.DataFrame, blur: list[str]) -> dict[str, pd.DataFrame]:
+    """Each of ``blur``'s face boxes over time (rows of the faces table with a box): a face
+    turned to a profile or partly hidden is not analysed (``detected`` False) but has its box,
+    and is blurred there too."""
+    boxed = faces[faces.participant_id.isin(blur)].dropna(subset=["face_x", "face_y", "face_w"])
+    return {p: boxed[boxed.participant_id == p].reset_index(drop=True) for p in blur}
+
+
 def _box(faces: pd.DataFrame, t_s: float, w: int, h: int) -> tuple[int, int, int, int]:
     """Pixel box ``(x0, y0, x1, y1)`` around a person's face at ``t_s`` (face_x, face_y are the
     centre and face_w the width as fractions of the frame): the nearest detection within
@@ -460,8 +468,7 @@ def clip(store: Store, session_id: str, start_s: float, end_s: float, blur_ids=(
     blur, muted = _muted(speech, names, [p for p in names if p in set(blur_ids) or p not in consented],
                          start_s, end_s)
     faces, _ = store.read_table(session_id, "derived/faces.parquet")
-    faces = faces[faces.detected.astype(bool) & faces.participant_id.isin(blur)].dropna(subset=["face_x"])
-    by_person = {p: faces[faces.participant_id == p].reset_index(drop=True) for p in blur}
+    by_person = blur_boxes(faces, blur)
     origin = float(manifest.get("time_origin_s") or 0.0)
 
     audio, rate = None, 0

@@ -271,3 +271,18 @@ def test_dashboard_panel_refuses_then_offers_downloads_and_a_clip(prepared):
     assert not at.exception, at.exception
     assert [str(b.proto.label) for b in at.get("download_button")][-1] == "Download the clip (MP4)"
     assert any("cannot be seen or heard" in c.value for c in at.caption)
+
+
+def test_a_face_turned_away_is_still_blurred_where_its_box_is_known():
+    """A profile view is not analysed (detected False, no features) but keeps its box: the clip
+    blurs it there, not at the person's usual place."""
+    import pandas as pd
+
+    from analysis.takehome import _box, blur_boxes
+
+    faces = pd.DataFrame({"participant_id": ["p2"] * 3, "t_s": [0.0, 0.1, 0.2], "detected": [True, False, False],
+                          "face_x": [0.75, 0.55, np.nan], "face_y": 0.5, "face_w": 0.1})
+    boxes = blur_boxes(faces, ["p2"])["p2"]
+    assert list(boxes.t_s) == [0.0, 0.1]                          # the turned face's box is kept, no-box rows are not
+    x0, _, x1, _ = _box(boxes, 0.1, 1000, 500)
+    assert x0 < 550 < x1                                          # blurred where the turned face was
