@@ -52,8 +52,12 @@ window.__playbackFaceBoxes = %s;
       const cx = left + x * video.videoWidth * scale, cy = top + y * video.videoHeight * scale;
       pen.strokeStyle = person.colour; pen.lineWidth = 3;
       pen.strokeRect(cx - boxW / 2, cy - boxH / 2, boxW, boxH);
-      pen.font = "bold 15px sans-serif";
-      const label = person.name, labelW = pen.measureText(label).width + 10;
+      pen.font = "bold 14px sans-serif";
+      let label = person.name;                 // as much of the name as the box is wide
+      if (pen.measureText(label).width + 10 > boxW) { label = label.split(" ")[0]; }
+      while (label.length > 1 && pen.measureText(label + "…").width + 10 > boxW) { label = label.slice(0, -1); }
+      if (label !== person.name && !person.name.startsWith(label + " ")) { label += "…"; }
+      const labelW = Math.min(pen.measureText(label).width + 10, Math.max(boxW, 24));
       pen.fillStyle = person.colour; pen.fillRect(cx - boxW / 2, cy - boxH / 2 - 22, labelW, 22);
       pen.fillStyle = "white"; pen.fillText(label, cx - boxW / 2 + 5, cy - boxH / 2 - 6);
     }
