@@ -230,6 +230,8 @@ def test_walkthrough_with_a_veto_no_notes_and_the_passphrase_to_leave(sample_cop
                 time.sleep(0.5)
             page.wait_for_timeout(1000)
         assert load_walkthrough(store, session_id) == {"picked": [first, second], "vetoed": []}
+        page.get_by_text("Show face boxes").click()                            # the therapist's check of faces
+        page.locator("canvas[data-testid='playbackFaceBoxes']").wait_for(state="attached", timeout=30_000)
         start = page.get_by_role("button", name="▶ Start the walkthrough with clients (2 moments)")
         start.click()
 
@@ -270,6 +272,7 @@ def test_walkthrough_with_a_veto_no_notes_and_the_passphrase_to_leave(sample_cop
         page.wait_for_timeout(1000)
         text = main_text(page)
         assert FIRST_INTRO not in text and NOTE not in page.content() and "confidence" not in text.lower()
+        assert page.locator("canvas[data-testid='playbackFaceBoxes']").count() == 0     # no names over the clip
         shot(page, "walkthrough_watching.png")
 
         # leaving: a wrong passphrase keeps the clients' screen, the right one returns to Review

@@ -63,8 +63,9 @@ window.__playbackFaceBoxes = %s;
     }
   }
   function frame() {
-    const video = document.querySelector("video");
     const data = window.__playbackFaceBoxes;
+    // only over the session's own video (never the clients' walkthrough clip, which has other times)
+    const video = data ? [...document.querySelectorAll("video")].find(v => v.currentSrc === data.src) : null;
     if (canvas && (!data || !video || canvas.parentElement !== video.parentElement)) { canvas.remove(); canvas = null; }
     if (video && data) {
       if (!canvas) {
@@ -84,10 +85,11 @@ window.__playbackFaceBoxes = %s;
 """
 
 
-def overlay_data(review: Review, position_s: float) -> dict:
+def overlay_data(review: Review, position_s: float, src: str) -> dict:
     """The boxes of the 10-minute block around ``position_s`` (s, with 30 s either side) as the
-    page's script reads them: per person ``name, colour`` and arrays ``t`` (s), ``x, y, w``
-    (shares of the frame), thinned evenly to :data:`MAX_BOXES` in all."""
+    page's script reads them, for the video playing ``src`` only: per person ``name, colour``
+    and arrays ``t`` (s), ``x, y, w`` (shares of the frame), thinned evenly to :data:`MAX_BOXES`
+    in all."""
     start = np.floor(position_s / BLOCK_S) * BLOCK_S - 30.0
     boxes = review.boxes[(review.boxes.t_s >= start) & (review.boxes.t_s <= start + BLOCK_S + 60.0)]
     step = max(1, int(np.ceil(len(boxes) / MAX_BOXES)))
@@ -99,15 +101,16 @@ def overlay_data(review: Review, position_s: float) -> dict:
                        "t": [round(float(v), 2) for v in mine.t_s],
                        **{k: [round(float(v), 4) for v in mine[k]] for k in ("x", "y", "w")}})
     # a box is drawn up to this long after its sample (s): longer gaps are a face not found
-    return {"people": people, "gap_s": round(max(1.5 * step / BOX_RATE_HZ, 0.5), 2)}
+    return {"src": src, "people": people, "gap_s": round(max(1.5 * step / BOX_RATE_HZ, 0.5), 2)}
 
 
-def face_box_toggle(review: Review, position_s: float) -> None:
-    """"Show face boxes" under the player; on: the overlay with the boxes around ``position_s``."""
+def face_box_toggle(review: Review, position_s: float, src: str) -> None:
+    """"Show face boxes" under the player of ``src`` (its URL); on: the overlay with the boxes
+    around ``position_s``."""
     if not review.has_video or review.boxes.empty:
         return
     shown = st.toggle("Show face boxes", key="show_face_boxes",
                       help="A box and the name on each face the analysis found: who it took for whom")
-    data = overlay_data(review, position_s) if shown else None
+    data = overlay_data(review, position_s, src) if shown else None
     st.html(_OVERLAY % json.dumps(data), unsafe_allow_javascript=True)
 

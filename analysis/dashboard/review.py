@@ -539,10 +539,11 @@ def player_and_moments(store: Store, review: Review) -> None:
     with video_col:
         media = review.manifest["media"]
         rel = media.get("video") or media.get("original")
-        st.video(media_url(store, review.session_id, rel), start_time=int(position))
+        url = media_url(store, review.session_id, rel)
+        st.video(url, start_time=int(position))
         note_access(store, review.session_id, "play")
         st.caption(f"Playing from {position:.1f} s")
-        face_box_toggle(review, position)
+        face_box_toggle(review, position, url)
         if review.face_coverage:
             st.caption("Faces found in sampled frames: " + ", ".join(f"{n} {c:.0%}" for n, c in review.face_coverage.items()))
     with moments_col:
