@@ -135,7 +135,7 @@ def test_speaker_count_is_per_10ms_frame_and_silence_counts_nobody():
 
 
 def test_backends_choose_the_hybrid_and_name_its_models():
-    from analysis.stages.speakers import backends, hybrid
+    from analysis.stages.speakers import backends
     from analysis.stages.speakers.diarization import DiarizationParams
 
     params = DiarizationParams(backend="hybrid")
@@ -144,7 +144,8 @@ def test_backends_choose_the_hybrid_and_name_its_models():
     with pytest.raises(ValueError, match="hybrid"):
         backends.diarize_backend_frames(np.zeros(1600, np.float32), 16000, n_speakers=2,
                                         params=DiarizationParams(backend="nonsense"))
-    assert hybrid.HybridParams().voice == "campplus" and hybrid.HybridParams().speech == "silero"
+    assert params.hybrid.voice == "campplus" and params.hybrid.speech == "silero"
+    assert params.to_dict()["hybrid"]["campplus_hop_s"] == 0.5  # recorded with the run
 
 
 @pytest.mark.slow

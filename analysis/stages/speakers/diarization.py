@@ -67,6 +67,40 @@ class Segmentation3Params:
 
 
 @dataclass(frozen=True)
+class HybridParams:
+    """Parameters of the hybrid backend (hybrid.py: segmentation-3.0 speaker count, this module's
+    scoring on CAM++; seconds unless named otherwise); chosen once on all 13 shared AMI files."""
+
+    speech: str = "silero"            # "silero" (the embedded backend's speech), "segmentation3",
+                                      # "union" (either) or "near" (Silero, or segmentation-3.0
+                                      # within near_s of Silero's speech). Pooled over the 13 AMI
+                                      # files: silero 28.3 %, union 27.6 % but dev01 25.8 % (+4.2
+                                      # points: segmentation-3.0 speech the reference lacks), near
+                                      # 27.8 % (dev01 24.4 %), segmentation3 alone 30.1 % (CAM++:
+                                      # see voice; trn01's speech missed)
+    near_s: float = 0.5               # reach of "near" (see speech)
+    cluster_on: str = "silero"        # speech whose chunks are embedded and clustered: "silero"
+                                      # or "speech" (the mask above; with segmentation-3.0's longer
+                                      # islands chunks straddle two people: dev01 55 %)
+    overlap: bool = True              # frames segmentation-3.0 counts two in get the second-best voice
+    speech_count: float = 0.5         # mean count over the windows at or above which a frame is speech
+    overlap_count: float = 1.5        # ... at or above which two speak
+    voice: str = "campplus"           # who: "campplus" (the embedded backend's chunk clustering
+                                      # and 1.5 s window scoring, on CAM++ embeddings) or "ge2e"
+                                      # (Resemblyzer, as the embedded backend): pooled 28.3 % vs
+                                      # 31.1 % with Silero speech
+    campplus_hop_s: float | None = 0.5  # hop of the CAM++ scoring windows (None: the embedded
+                                        # backend's hop_s, 0.25 s: pooled 28.3 % instead of 28.1 %,
+                                        # dev00 14.5 % / dev01 21.3 % / mixture 13.1 % instead of
+                                        # 16.4 / 18.5 / 12.0 %, twice the CAM++ time)
+    fill_pause_s: float = 0.15        # pauses shorter than this inside speech are filled
+    min_speech_s: float = 0.2         # speech islands shorter than this are dropped
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
 class DiarizationParams:
     """Parameters of the embedded backend (seconds unless named otherwise)."""
 
@@ -108,6 +142,7 @@ class DiarizationParams:
                                       # (segmentation-3.0's speaker count, this module's scoring
                                       # on CAM++: hybrid.py; optional)
     segmentation3: Segmentation3Params = Segmentation3Params()  # that backend's parameters
+    hybrid: HybridParams = HybridParams()  # the hybrid backend's parameters
     pyannote_pipeline: str | None = None  # a pyannote.audio pipeline used instead (folder or hub id; set
                                       # from PLAYBACK_PYANNOTE_PIPELINE by the pipeline, see pyannote_backend.py)
 

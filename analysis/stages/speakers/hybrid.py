@@ -5,7 +5,7 @@ backend's voice scoring says *who*.
    (:func:`analysis.stages.speakers.segmentation3.speaker_count`: its sliding windows' local
    activities summed and averaged over windows). Speech is Silero's, as the embedded backend
    has it (default ``speech="silero"``), or the count's (``"segmentation3"``, ``"union"``,
-   ``"near"``: measured worse, see :class:`HybridParams`).
+   ``"near"``: measured worse, see :class:`~analysis.stages.speakers.diarization.HybridParams`).
 2. **Who** as :mod:`analysis.stages.speakers.diarization` decides it: speech chunks (at most
    3 s) embedded and clustered (k-means bounded by the participant list), then every frame
    scored against each cluster by sliding 1.5 s windows (embedding + MFCC-statistics
@@ -19,8 +19,6 @@ merging two people of a 10 s window into one local speaker (the two-person AMI p
 merge their turns here: it only has to count them.
 """
 from __future__ import annotations
-
-from dataclasses import asdict, dataclass
 
 import numpy as np
 
@@ -40,39 +38,6 @@ from analysis.stages.speakers.diarization import (
     speech_chunks,
     speech_mask,
 )
-
-
-@dataclass(frozen=True)
-class HybridParams:
-    """Parameters of the hybrid backend; chosen once on all 13 shared AMI files."""
-
-    speech: str = "silero"            # "silero" (the embedded backend's speech), "segmentation3",
-                                      # "union" (either) or "near" (Silero, or segmentation-3.0
-                                      # within near_s of Silero's speech). Pooled over the 13 AMI
-                                      # files: silero 28.3 %, union 27.6 % but dev01 25.8 % (+4.2
-                                      # points: segmentation-3.0 speech the reference lacks), near
-                                      # 27.8 % (dev01 24.4 %), segmentation3 alone 30.1 % (CAM++:
-                                      # see voice; trn01's speech missed)
-    near_s: float = 0.5
-    cluster_on: str = "silero"        # speech whose chunks are embedded and clustered: "silero"
-                                      # or "speech" (the mask above; with segmentation-3.0's longer
-                                      # islands chunks straddle two people: dev01 55 %)
-    overlap: bool = True              # frames segmentation-3.0 counts two in get the second-best voice
-    speech_count: float = 0.5         # mean count over the windows at or above which a frame is speech
-    overlap_count: float = 1.5        # ... at or above which two speak
-    voice: str = "campplus"           # who: "campplus" (the embedded backend's chunk clustering
-                                      # and 1.5 s window scoring, on CAM++ embeddings) or "ge2e"
-                                      # (Resemblyzer, as the embedded backend): pooled 28.3 % vs
-                                      # 31.1 % with Silero speech
-    campplus_hop_s: float | None = 0.5  # hop of the CAM++ scoring windows (None: the embedded
-                                      # backend's hop_s, 0.25 s: pooled 28.3 % instead of 28.1 %,
-                                      # dev00 14.5 % / dev01 21.3 % / mixture 13.1 % instead of
-                                      # 16.4 / 18.5 / 12.0 %, twice the CAM++ time)
-    fill_pause_s: float = 0.15        # pauses shorter than this inside speech are filled
-    min_speech_s: float = 0.2         # speech islands shorter than this are dropped
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 def _clean(mask: np.ndarray, *, fill: int, least: int) -> np.ndarray:
@@ -126,8 +91,10 @@ def _campplus_voices(y: np.ndarray, sr: int, mask: np.ndarray, chunks: list[tupl
 
 
 def diarize_frames(y: np.ndarray, sr: int, *, n_speakers: int | None,
-                   params: DiarizationParams = DiarizationParams(),
-                   hybrid: HybridParams = HybridParams()) -> FrameDiarization:
+                   params: DiarizationParams = DiarizationParams()) -> FrameDiarization:
+    """Frame-level diarization (10 ms frames) of ``y`` (``sr`` Hz) by the hybrid backend, with
+    ``params.hybrid`` (:class:`~analysis.stages.speakers.diarization.HybridParams`) and the embedded backend's other ``params``."""
+    hybrid = params.hybrid
     silero = speech_mask(y, sr, params=params)
     n = len(silero)
     count = segmentation3.speaker_count(y, sr, n, params.segmentation3)
