@@ -212,22 +212,32 @@ def store_enrolment(store: Store, session_id: str, record: ConsentRecord, wav: b
 
 # ----- a later change of mind ---------------------------------------------------------------
 RECORDING_SCOPES = ("record_audio", "record_video")
+ANALYSIS_SCOPES = ("analyse_voice", "analyse_face")
+SHARING_SCOPES = ("take_home_copy", "supervision_training")
+ANALYSIS_FOLDER = "derived"       # where the analysis of a session keeps its tables
 
 
-def change_scopes(store: Store, session_id: str, participant: str, *, give=(), revoke=(),
-                  collected_by: str = "therapist") -> ConsentRecord:
-    """Record that ``participant`` (name or id) now agrees to the scopes ``give`` and no longer to
-    ``revoke`` (names as :func:`parse_scopes` takes them), e.g. a take-home copy agreed at the
-    next session. The new record is given under the consent text in force now, with the other
-    scopes kept; it replaces the old one and is audited by ids and scope codes. Recording scopes
-    cannot change here: a recording cannot be un-made (that is withdrawal, which erases it)."""
+@dataclass(frozen=True)
+class ScopeChange:
+    """A checked change of one person's consent: their manifest entry, the scopes they now give
+    and those they revoke."""
+
+    person: dict
+    give: tuple[str, ...]
+    revoke: tuple[str, ...]
+
+
+def check_change(store: Store, session_id: str, participant: str, *, give=(), revoke=()) -> ScopeChange:
+    """The change as :func:`change_scopes` will make it, or a :class:`PlaybackError` in one
+    sentence (no such person, a scope given and revoked at once, a recording scope); writes
+    nothing."""
     manifest = store.manifest(session_id)
     person = next((p for p in manifest["participants"] if participant in (p["id"], p["name"])), None)
     if person is None:
         raise PlaybackError(f"No one called {participant!r} is in session {session_id}: "
                             f"{', '.join(p['name'] for p in manifest['participants'])}.")
-    added = [s for s, on in parse_scopes(give).items() if on]
-    removed = [s for s, on in parse_scopes(revoke).items() if on]
+    added = tuple(s for s, on in parse_scopes(give).items() if on)
+    removed = tuple(s for s, on in parse_scopes(revoke).items() if on)
     if set(added) & set(removed):
         raise PlaybackError(f"A scope cannot be given and revoked at once: {', '.join(sorted(set(added) & set(removed)))}.")
     fixed = [s for s in added + removed if s in RECORDING_SCOPES]
@@ -235,17 +245,44 @@ def change_scopes(store: Store, session_id: str, participant: str, *, give=(), r
         raise PlaybackError(f"{' and '.join(s.replace('_', ' ') for s in fixed)} cannot change after the recording: "
                             f"to take {person['name']} out of it, use 'playback withdraw {session_id} "
                             f"--participant {person['name']}' (it erases the session).")
-    records = read_consent(store, session_id)
-    if records is None:
+    if read_consent(store, session_id) is None:
         raise PlaybackError(f"Session {session_id} predates consent records; import it again to record consent.")
-    old = records.get(person["id"])
-    scopes = dict(old.scopes) if old else parse_scopes(None)
-    scopes.update({s: True for s in added})
-    scopes.update({s: False for s in removed})
-    record = make_record(person["id"], scopes, method="changed later", collected_by=collected_by,
-                         enrolment=old.enrolment if old and scopes["analyse_voice"] else None)
-    write_consent(store, session_id, [*(r for pid, r in records.items() if pid != person["id"]), record])
-    return record
+    return ScopeChange(person, added, removed)
+
+
+def change_scopes(store: Store, session_id: str, participant: str, *, give=(), revoke=(),
+                  collected_by: str = "therapist") -> tuple[ConsentRecord, bool]:
+    """Record that ``participant`` (name or id) now agrees to the scopes ``give`` and no longer to
+    ``revoke`` (names as :func:`parse_scopes` takes them), e.g. a take-home copy agreed at the
+    next session; returns the new record and whether the session's analysis was removed.
+
+    The new record is given under the consent text in force now and replaces the old one
+    (audited by ids and scope codes). From the old record it keeps the recording and analysis
+    scopes; the sharing scopes (take-home copy, supervision) it keeps only if the old record was
+    given under the current text too, since they would now be affirmed under a text the person
+    never saw. Recording scopes cannot change here (a recording cannot be un-made: that is
+    withdrawal, which erases it). Revoking an analysis scope removes the session's analysis
+    (every table under ``derived/``; the voice sample too for voice analysis), so nothing made
+    from it stays in view: the session is analysed again without it."""
+    change = check_change(store, session_id, participant, give=give, revoke=revoke)
+    pid = change.person["id"]
+    records = read_consent(store, session_id) or {}
+    old = records.get(pid)
+    kept = [s for s in SCOPES if s not in SHARING_SCOPES or (old is not None and old.is_current())]
+    scopes = {s: bool(old and s in kept and old.allows(s)) for s in SCOPES}
+    scopes.update({s: True for s in change.give})
+    scopes.update({s: False for s in change.revoke})
+    enrolment = old.enrolment if old and scopes["analyse_voice"] else None
+    if old and old.enrolment and not enrolment:
+        store.delete_file(session_id, old.enrolment)
+    record = make_record(pid, scopes, method="changed later", collected_by=collected_by, enrolment=enrolment)
+    write_consent(store, session_id, [*(r for other, r in records.items() if other != pid), record])
+    dropped = bool(set(change.revoke) & set(ANALYSIS_SCOPES)) and bool(store.list_files(session_id, ANALYSIS_FOLDER))
+    if dropped:
+        for rel in store.list_files(session_id, ANALYSIS_FOLDER):
+            store.delete_file(session_id, rel)
+        store.set_status(session_id, "recorded" if store.exists(session_id, "capture.json") else "imported")
+    return record, dropped
 
 
 # ----- withdrawal ---------------------------------------------------------------------------

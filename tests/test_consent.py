@@ -149,8 +149,41 @@ def test_a_later_take_home_agreement_is_recorded_and_audited(store):
                         (["--give", "Sam"], "NAME=SCOPES")):
         refused = playback("consent", session_id, *args, store=store)
         assert refused.returncode != 0 and words in refused.stderr and "Traceback" not in refused.stderr
+    before = read_consent(store, session_id)
+    partly = playback("consent", session_id, "--give", "Sam=supervision_training", "--give", "Robin=take_home_copy",
+                      store=store)
+    assert partly.returncode != 0 and read_consent(store, session_id) == before     # all checked, nothing written
     log = (store.root / "audit.log").read_text()
     assert "p2:101011" in log and "p2:101001" in log and "Sam" not in log and "Alex" not in log   # audio only
+
+
+def test_a_change_under_an_older_text_keeps_no_sharing_scope_it_did_not_name(store):
+    """Both agreed to a take-home copy under an older consent text; a later change for another
+    scope is given under the current text, so the take-home scope is not carried over unseen."""
+    from analysis.takehome import TakeHomeRefused, require_take_home
+    from capture.consent import change_scopes, write_consent
+
+    session_id = import_media(store, shared("data/ami-pair/dev00.wav"), PEOPLE)
+    older = [ConsentRecord(**{**r.to_dict(), "scopes": {**r.scopes, "take_home_copy": True,
+                                                         "supervision_training": True}, "text_version": "0"})
+             for r in read_consent(store, session_id).values()]
+    write_consent(store, session_id, older)
+    for person in ("Alex", "Sam"):
+        record, dropped = change_scopes(store, session_id, person, revoke=["supervision_training"])
+        assert record.is_current() and record.allows("analyse_voice") and not record.allows("take_home_copy")
+        assert not dropped
+    with pytest.raises(TakeHomeRefused):
+        require_take_home(store, session_id)
+
+
+def test_revoking_face_analysis_removes_the_analysis_made_with_it(sample_copy):
+    store, session_id = sample_copy
+    assert store.list_files(session_id, "derived")
+    result = playback("consent", session_id, "--revoke", "Alex=analyse_face", store=store)
+    assert result.returncode == 0, result.stderr
+    assert "analysis was removed" in result.stderr and f"playback analyze {session_id}" in result.stderr
+    assert store.list_files(session_id, "derived") == [] and store.session_row(session_id).status == "imported"
+    assert not read_consent(store, session_id)["p1"].allows("analyse_face")
 
 
 # ----- scopes honoured by the analysis (C3) ----------------------------------------------------

@@ -241,6 +241,20 @@ def test_a_gallery_tile_without_consent_never_reaches_the_model(gallery):
     assert np.mean(right) >= 0.95, np.mean(right)
 
 
+def test_with_the_default_layout_a_gallery_tile_without_consent_never_reaches_the_model(gallery):
+    """The same gallery with the default layout ("auto": a gallery or a room cannot be told
+    before faces are seen): only what is a consenting person's place both as a seat and as a
+    tile is shown to the model, so the top-right person is never analysed."""
+    *_, path = gallery
+    analysed = ["p1", "p3", "p4"]
+    visible = visible_places(["p1", "p2", "p3", "p4"], analysed, FaceParams())
+    assert visible == [(0.0, 0.0, 0.25, 0.5), (0.0, 0.5, 0.25, 1.0), (0.5, 0.5, 0.75, 1.0), (0.75, 0.5, 1.0, 1.0)]
+    detections = detect_faces(path, n_participants=3, params=FaceParams(), visible=visible)
+    assert not ((detections.face_x > 0.5) & (detections.face_y < 0.5)).any()      # p2's tile
+    two = visible_places(["p1", "p2"], ["p1"], FaceParams())
+    assert two == [(0.0, 0.0, 0.5, 1.0)]                                           # a couple: both layouts agree
+
+
 def test_a_profile_or_hidden_face_is_missing_but_keeps_its_box():
     """Real detections of two_faces.gif, the man (right) turned to a profile in one sample and
     the woman (left) half out of the frame in another: both are missing there (no pose, no

@@ -28,7 +28,7 @@ from capture.consent import (
     SCOPE_LABELS,
     SCOPES,
     change_scopes,
-    parse_scopes,
+    check_change,
     read_consent,
     require_consent,
     spoken_statement,
@@ -248,12 +248,17 @@ def cmd_consent(args, store) -> int:
             if not name.strip() or not scopes.strip():
                 raise PlaybackError(f"Write --{verb} as NAME=SCOPES, e.g. --{verb} \"Sam=take_home_copy\" (got {spec!r}).")
             changes.setdefault(name.strip(), {"give": [], "revoke": []})[verb] += scopes.split(",")
-    for change in changes.values():                  # every scope checked before anything is written
-        parse_scopes(change["give"]), parse_scopes(change["revoke"])
+    for name, change in changes.items():             # every person and scope checked before anything is written
+        check_change(store, args.session_id, name, give=change["give"], revoke=change["revoke"])
+    removed = False
     for name, change in changes.items():
-        change_scopes(store, args.session_id, name, give=change["give"], revoke=change["revoke"])
+        _, dropped = change_scopes(store, args.session_id, name, give=change["give"], revoke=change["revoke"])
+        removed |= dropped
         print(f"Recorded for {name}: " + "; ".join(f"{verb} {', '.join(s.strip() for s in scopes)}"
                                                   for verb, scopes in change.items() if scopes) + ".", file=sys.stderr)
+    if removed:
+        print(f"The session's analysis was removed, since it used what was revoked: run 'playback analyze "
+              f"{args.session_id}' to analyse it again without it.", file=sys.stderr)
     records = read_consent(store, args.session_id)
     if records is None:
         print("This session predates consent records (treated as attested by the therapist).")

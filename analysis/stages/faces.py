@@ -135,12 +135,30 @@ Regions = list[tuple[float, float, float, float]]     # (left, top, right, botto
 
 def visible_places(participant_ids: list[str], analysed: list[str], params: FaceParams) -> Regions | None:
     """The screen places of the ``analysed`` participants (consent), None when everyone is:
-    seats, or the gallery's tiles when ``params.layout`` is "tiles" (:func:`face_tracks.places`;
-    "auto" cannot know a gallery before faces are seen, so it blanks by seats)."""
+    seats ("seats"), the gallery's tiles ("tiles"; :func:`face_tracks.places`), or with "auto",
+    which cannot know a gallery before faces are seen, only what is theirs under both layouts,
+    so that no one who said no is analysed whichever it is (with two people the layouts are the
+    same; with more, someone who did agree may lose part of their place: choose the layout)."""
     if set(analysed) >= set(participant_ids):
         return None
-    cells = face_tracks.places(len(participant_ids), params.layout == "tiles")
-    return [cell for cell, pid in zip(cells, participant_ids) if pid in analysed]
+    layouts = {"seats": (False,), "tiles": (True,)}.get(params.layout, (False, True))
+    regions: Regions | None = None
+    for tiles in layouts:
+        cells = [cell for cell, pid in zip(face_tracks.places(len(participant_ids), tiles), participant_ids)
+                 if pid in analysed]
+        regions = cells if regions is None else _intersection(regions, cells)
+    return regions
+
+
+def _intersection(a: Regions, b: Regions) -> Regions:
+    """The places inside both ``a`` and ``b`` (each a union of rectangles), as rectangles."""
+    out = []
+    for left, top, right, bottom in a:
+        for left2, top2, right2, bottom2 in b:
+            cell = (max(left, left2), max(top, top2), min(right, right2), min(bottom, bottom2))
+            if cell[0] < cell[2] and cell[1] < cell[3]:
+                out.append(cell)
+    return out
 
 
 def _visible_mask(height: int, width: int, visible: Regions | None) -> np.ndarray:
