@@ -30,6 +30,24 @@ def frame_level_db(y: np.ndarray, sr: int, *, frame_s: float = FRAME_S) -> np.nd
     return 10 * np.log10(power + 1e-12)
 
 
+def centred_frame_blocks(y: np.ndarray, frame_length: int, hop: int, block_frames: int):
+    """The frames of ``y`` as librosa frames them with ``center=True`` and zero padding (frame
+    ``t`` starts at sample ``t * hop - frame_length // 2``; ``1 + (len(y) + 2 * (frame_length //
+    2) - frame_length) // hop`` frames), ``block_frames`` frames at a time, so that a whole-signal
+    analysis runs in blocks with the same output: yields ``(first_frame, samples)``, where
+    ``samples`` (zeros outside ``y``) holds frames ``first_frame`` onwards for a ``center=False``
+    analysis."""
+    n_frames = 1 + (len(y) + 2 * (frame_length // 2) - frame_length) // hop
+    for first in range(0, n_frames, block_frames):
+        count = min(block_frames, n_frames - first)
+        start = first * hop - frame_length // 2
+        stop = start + (count - 1) * hop + frame_length
+        samples = np.zeros(stop - start, y.dtype)
+        inside = slice(max(start, 0), min(stop, len(y)))
+        samples[inside.start - start:inside.stop - start] = y[inside]
+        yield first, samples
+
+
 def runs(mask: np.ndarray) -> list[tuple[int, int, bool]]:
     """(start, end, value) runs of a 1-D array."""
     if mask.size == 0:

@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.core import events as ev
+from analysis.core.frames import centred_frame_blocks
 
 
 @dataclass(frozen=True)
@@ -87,17 +88,14 @@ def prosody_frames(y: np.ndarray, sr: int, *, params: ToneParams = ToneParams())
     seconds from 0: ``loudness_db`` (dB of the RMS over ``2 * hop_s``), ``f0_hz`` (Praat's ``To
     Pitch (ac)`` between ``fmin_hz`` and ``fmax_hz``; NaN when unvoiced) and ``nucleus`` (True at
     a syllable nucleus: a voiced peak of Praat's intensity contour, see ``nucleus_*``)."""
-    import librosa
-    import parselmouth
-
     hop = int(round(params.hop_s * sr))
     if len(y) < 2048:
         return pd.DataFrame({"t_s": [], "loudness_db": [], "f0_hz": [], "nucleus": pd.Series([], dtype=bool)})
-    rms = librosa.feature.rms(y=y, frame_length=2 * hop, hop_length=hop, center=True)[0]
+    rms = _rms(y, hop)
     t = np.arange(len(rms)) * params.hop_s
     f0 = np.full(len(rms), np.nan)
     nucleus = np.zeros(len(rms), bool)
-    sound = parselmouth.Sound(np.asarray(y, dtype=np.float64), sampling_frequency=sr)
+    sound = _praat_sound(y, sr)
     if len(y) / sr >= 3 / params.fmin_hz:       # Praat needs three periods of the lowest pitch
         pitch = sound.to_pitch_ac(time_step=params.hop_s, pitch_floor=params.fmin_hz, pitch_ceiling=params.fmax_hz,
                                   silence_threshold=params.silence_threshold,
@@ -107,6 +105,36 @@ def prosody_frames(y: np.ndarray, sr: int, *, params: ToneParams = ToneParams())
         nucleus = _nuclei(t, sound, f0, params)
     return pd.DataFrame({"t_s": np.round(t, 3), "loudness_db": 20 * np.log10(rms + 1e-6), "f0_hz": f0,
                          "nucleus": nucleus})
+
+
+# loudness frames computed at a time (80 s at the 20 ms hop): memory flat in session length
+LOUDNESS_BLOCK_FRAMES = 4000
+# samples copied into Praat's sound at a time (about 65 s at 16 kHz)
+PRAAT_BLOCK_SAMPLES = 2**20
+
+
+def _rms(y: np.ndarray, hop: int) -> np.ndarray:
+    """``librosa.feature.rms(y=y, frame_length=2 * hop, hop_length=hop, center=True)[0]``
+    computed :data:`LOUDNESS_BLOCK_FRAMES` frames at a time, with the same output: shape
+    ``(1 + len(y) // hop,)``."""
+    import librosa
+
+    return np.concatenate([librosa.feature.rms(y=samples, frame_length=2 * hop, hop_length=hop, center=False)[0]
+                           for _, samples in centred_frame_blocks(np.asarray(y), 2 * hop, hop, LOUDNESS_BLOCK_FRAMES)])
+
+
+def _praat_sound(y: np.ndarray, sr: int):
+    """A ``parselmouth.Sound`` of mono ``y`` at ``sr`` Hz, as ``parselmouth.Sound(np.asarray(y,
+    np.float64), sr)`` but filled :data:`PRAAT_BLOCK_SAMPLES` at a time: the only float64 copy
+    of the whole signal is Praat's own (the zeros it starts from are never written, so they take
+    no memory)."""
+    import parselmouth
+
+    sound = parselmouth.Sound(np.zeros(len(y)), sampling_frequency=sr)
+    samples = sound.values          # a view of Praat's samples, shape (1, len(y))
+    for first in range(0, len(y), PRAAT_BLOCK_SAMPLES):
+        samples[0, first:first + PRAAT_BLOCK_SAMPLES] = y[first:first + PRAAT_BLOCK_SAMPLES]
+    return sound
 
 
 def _at(t: np.ndarray, values: np.ndarray, x0: float, dx: float, *, fill: float) -> np.ndarray:

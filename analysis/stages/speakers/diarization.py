@@ -31,6 +31,7 @@ from analysis.core.frames import (
     FRAME_S,
     activity_to_segments,
     fill_same_speaker_pauses,
+    centred_frame_blocks,
     fill_short_runs,
     frame_level_db,
     runs,
@@ -171,21 +172,38 @@ def model_versions() -> dict:
 
 def speech_mask(y: np.ndarray, sr: int, *, params: DiarizationParams = DiarizationParams()) -> np.ndarray:
     """Boolean speech mask at :data:`FRAME_S` resolution, shape ``(ceil(len(y)/sr/FRAME_S),)``."""
-    import torch
-
     n_frames = int(np.ceil(len(y) / sr / FRAME_S))
     if len(y) < 512:
         return np.zeros(n_frames, bool)
-    model = _vad_model()
-    model.reset_states()
-    with torch.no_grad():
-        probs = model.audio_forward(torch.from_numpy(np.ascontiguousarray(y, np.float32)), sr).numpy()[0]
+    probs = _vad_probabilities(y, sr)
     chunk_s = 512 / sr
     idx = np.minimum((np.arange(n_frames) * FRAME_S / chunk_s).astype(int), len(probs) - 1)
     mask = probs[idx] > params.vad_threshold
     mask = fill_short_runs(mask, value=False, max_len=int(params.fill_pause_s / FRAME_S))
     mask = fill_short_runs(mask, value=True, max_len=int(params.min_speech_s / FRAME_S))
     return _fit_edges_to_level(mask, y, sr, params=params) if params.fit_edges else mask
+
+
+def _vad_probabilities(y: np.ndarray, sr: int) -> np.ndarray:
+    """Silero's speech probability of each chunk of ``y`` (at least one chunk long, ``sr`` Hz),
+    one per 512 samples at 16 kHz: exactly what ``model.audio_forward(y, sr)`` gives (one pass,
+    the model's state carried from chunk to chunk, the last chunk padded with zeros) without the
+    zero-padded copy of the whole signal it makes when the length is no multiple of a chunk."""
+    import torch
+
+    if sr != 16000 and sr % 16000 == 0:     # as Silero reads 32 or 48 kHz: every n-th sample
+        y, sr = y[:: sr // 16000], 16000
+    chunk = 512 if sr == 16000 else 256     # Silero's chunk at 16 kHz and 8 kHz
+    model = _vad_model()
+    x = torch.from_numpy(np.ascontiguousarray(y, np.float32))
+    whole = len(x) - len(x) % chunk
+    with torch.no_grad():
+        parts = [model.audio_forward(x[:whole], sr)]         # resets the model's state first
+        if whole < len(x):                                   # the last chunk, with the state so far
+            last = torch.zeros(1, chunk)
+            last[0, :len(x) - whole] = x[whole:]
+            parts.append(model(last, sr))
+    return torch.cat(parts, 1).numpy()[0]
 
 
 def _fit_edges_to_level(mask: np.ndarray, y: np.ndarray, sr: int, *, params: DiarizationParams) -> np.ndarray:
@@ -221,17 +239,46 @@ def _fit_edges_to_level(mask: np.ndarray, y: np.ndarray, sr: int, *, params: Dia
     return out
 
 
+# 10 ms frames of a spectrum computed at a time (40 s; an STFT block of about 6 MB at 16 kHz):
+# the mel and MFCC inputs never hold the whole session's spectrum
+SPECTRUM_BLOCK_FRAMES = 4000
+
+
+def mel_power(y: np.ndarray, sr: int, *, n_fft: int, hop: int, n_mels: int, prepare=None) -> np.ndarray:
+    """``librosa.feature.melspectrogram(y=prepare(y), sr=sr, n_fft=n_fft, hop_length=hop,
+    n_mels=n_mels)`` (power, frames centred every ``hop`` samples, zero padding) computed
+    :data:`SPECTRUM_BLOCK_FRAMES` frames at a time, with the same output: shape ``(n_mels,
+    1 + len(y) // hop)`` for an even ``n_fft``. ``prepare`` (elementwise, e.g. a gain) is applied
+    to each block's samples."""
+    import librosa
+
+    out = None
+    for first, samples in centred_frame_blocks(np.asarray(y), n_fft, hop, SPECTRUM_BLOCK_FRAMES):
+        block = librosa.feature.melspectrogram(y=prepare(samples) if prepare else samples, sr=sr, n_fft=n_fft,
+                                               hop_length=hop, n_mels=n_mels, center=False)
+        if out is None:
+            out = np.empty((n_mels, 1 + (len(y) + 2 * (n_fft // 2) - n_fft) // hop), block.dtype)
+        out[:, first:first + block.shape[1]] = block
+    return out
+
+
 def ge2e_mel(y: np.ndarray, sr: int) -> np.ndarray:
-    """Resemblyzer's log-mel input for mono ``y`` at ``sr`` Hz, peak-normalised: shape
-    (10 ms frames, 40), aligned with :data:`FRAME_S` frames."""
-    from resemblyzer.audio import wav_to_mel_spectrogram
+    """Resemblyzer's mel input (``resemblyzer.audio.wav_to_mel_spectrogram``) for mono ``y`` at
+    ``sr`` Hz, peak-normalised, computed in blocks: shape (10 ms frames, 40) float32, aligned
+    with :data:`FRAME_S` frames."""
+    from resemblyzer import hparams
 
     if sr != 16000:
         import librosa
 
         y = librosa.resample(np.asarray(y, np.float32), orig_sr=sr, target_sr=16000)
-    peak = np.abs(y).max() if len(y) else 0.0
-    return wav_to_mel_spectrogram(y / (peak or 1.0) * 0.5)
+    peak = max(y.max(), -y.min()) if len(y) else 0.0   # the largest |y| without a copy of y
+    gain = peak or 1.0
+    rate = hparams.sampling_rate
+    mel = mel_power(y, rate, n_fft=int(rate * hparams.mel_window_length / 1000),
+                    hop=int(rate * hparams.mel_window_step / 1000), n_mels=hparams.mel_n_channels,
+                    prepare=lambda block: block / gain * 0.5)
+    return mel.astype(np.float32, copy=False).T
 
 
 # windows embedded at a time (memory: about 0.5 MB of LSTM activations per window)
@@ -325,15 +372,32 @@ def cluster(emb: np.ndarray, n_speakers: int | None, *, params: DiarizationParam
     return best
 
 
+def session_mfcc(y: np.ndarray, sr: int, n_mfcc: int) -> np.ndarray:
+    """``librosa.feature.mfcc(y=y, sr=sr, n_mfcc=n_mfcc, n_fft=25 ms, hop_length=10 ms,
+    n_mels=40)`` computed in blocks with the same output: shape (10 ms frames, ``n_mfcc``). The
+    log-mel's floor (``power_to_db``'s ``top_db``, 80 dB under the session's loudest mel value)
+    is set once over the whole session before the cepstra are taken."""
+    import librosa
+
+    top_db = 80.0                       # librosa.power_to_db's default, as librosa.feature.mfcc uses it
+    log_mel = mel_power(y, sr, n_fft=int(0.025 * sr), hop=int(round(FRAME_S * sr)), n_mels=40)
+    for first in range(0, log_mel.shape[1], SPECTRUM_BLOCK_FRAMES):
+        block = log_mel[:, first:first + SPECTRUM_BLOCK_FRAMES]
+        block[:] = librosa.power_to_db(block, top_db=None)
+    np.maximum(log_mel, log_mel.max() - top_db, out=log_mel)
+    mfcc = np.empty((log_mel.shape[1], n_mfcc), log_mel.dtype)
+    for first in range(0, log_mel.shape[1], SPECTRUM_BLOCK_FRAMES):
+        block = log_mel[:, first:first + SPECTRUM_BLOCK_FRAMES]
+        mfcc[first:first + block.shape[1]] = librosa.feature.mfcc(S=block, n_mfcc=n_mfcc).T
+    return mfcc
+
+
 def mfcc_statistics(y: np.ndarray, sr: int, mask: np.ndarray, spans: list[tuple[int, int]], *,
                     params: DiarizationParams = DiarizationParams()) -> np.ndarray:
     """Mean and covariance (upper triangle) of the session-standardised MFCCs over the speech
     frames of each span ``(start_frame, end_frame)`` at :data:`FRAME_S`: shape
     ``(len(spans), n + n (n + 1) / 2)`` for ``n = params.n_mfcc``."""
-    import librosa
-
-    hop = int(round(FRAME_S * sr))
-    mfcc = librosa.feature.mfcc(y=y, sr=sr, n_mfcc=params.n_mfcc, n_fft=int(0.025 * sr), hop_length=hop, n_mels=40).T
+    mfcc = session_mfcc(y, sr, params.n_mfcc)
     mfcc = (mfcc - mfcc.mean(0)) / (mfcc.std(0) + 1e-9)
     upper = np.triu_indices(params.n_mfcc)
     out = []

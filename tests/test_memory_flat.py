@@ -1,0 +1,132 @@
+"""The audio stages' spectra and loudness are computed in blocks and voice activity without a
+padded copy of the signal: the same output as the whole-signal computation, and working memory
+that does not grow with the session's length.
+
+Outputs are compared on real speech (the shared AMI group excerpt) with block sizes chosen so
+that many block edges fall inside speech. The mel spectra equal librosa's whole-signal ones to
+float32 rounding only: librosa multiplies the power spectrum by the mel filters with one
+matrix product (BLAS), whose last-bit rounding of a frame already depends on the frame's
+position in the matrix, so the whole-signal result itself changes in the last bits with the
+session's length.
+"""
+from __future__ import annotations
+
+import tracemalloc
+
+import numpy as np
+import pytest
+
+from analysis.core.frames import centred_frame_blocks
+from analysis.stages import tone
+from analysis.stages.speakers import diarization
+
+SR = 16000
+MB = 1e6
+
+
+@pytest.fixture(scope="module")
+def speech() -> np.ndarray:
+    """60 s of real group speech, float32 at 16 kHz, with 3 s of digital silence inside (so
+    that the MFCC's log-mel floor, 80 dB under the loudest value, is reached)."""
+    import soundfile as sf
+
+    from conftest import shared
+
+    y, sr = sf.read(shared("data/ami-group/mixture.wav"), dtype="float32")
+    assert sr == SR
+    return np.concatenate([y[: 20 * SR], np.zeros(3 * SR, np.float32), y[20 * SR:]])
+
+
+@pytest.fixture
+def small_blocks(monkeypatch):
+    """Blocks of 777 frames (7.77 s of 10 ms frames, 15.54 s of tone's 20 ms frames): not a
+    multiple of anything in the signal, so block edges fall inside speech."""
+    monkeypatch.setattr(diarization, "SPECTRUM_BLOCK_FRAMES", 777)
+    monkeypatch.setattr(tone, "LOUDNESS_BLOCK_FRAMES", 777)
+    monkeypatch.setattr(tone, "PRAAT_BLOCK_SAMPLES", 100_003)
+
+
+@pytest.mark.parametrize("length", [0, 1, 399, 400, 401, 16_001])
+@pytest.mark.parametrize("frame_length, hop", [(400, 160), (640, 320)])
+def test_centred_blocks_frame_the_signal_as_librosa(length, frame_length, hop):
+    import librosa
+
+    y = np.arange(1, length + 1, dtype=np.float32)
+    whole = librosa.util.frame(np.pad(y, frame_length // 2), frame_length=frame_length, hop_length=hop)
+    parts = [librosa.util.frame(samples, frame_length=frame_length, hop_length=hop)
+             for _, samples in centred_frame_blocks(y, frame_length, hop, 7)]
+    assert np.array_equal(np.concatenate(parts, axis=1), whole)
+
+
+def test_ge2e_mel_in_blocks_equals_resemblyzers_whole_signal_mel(speech, small_blocks):
+    from resemblyzer.audio import wav_to_mel_spectrogram
+
+    whole = wav_to_mel_spectrogram(speech / np.abs(speech).max() * 0.5)
+    blocked = diarization.ge2e_mel(speech, SR)
+    assert blocked.shape == whole.shape and blocked.dtype == whole.dtype
+    np.testing.assert_allclose(blocked, whole, rtol=2e-6, atol=1e-12)
+
+
+def test_mfcc_in_blocks_equals_librosas_whole_signal_mfcc(speech, small_blocks):
+    import librosa
+
+    whole = librosa.feature.mfcc(y=speech, sr=SR, n_mfcc=20, n_fft=400, hop_length=160, n_mels=40).T
+    blocked = diarization.session_mfcc(speech, SR, 20)
+    assert blocked.shape == whole.shape and blocked.dtype == whole.dtype
+    np.testing.assert_allclose(blocked, whole, rtol=0, atol=1e-3)      # dB-scaled cepstra, up to ~800
+    silent = slice(20 * 100 + 5, 23 * 100 - 5)                          # on the log-mel floor: one value
+    assert np.ptp(blocked[silent, 0]) == 0 and np.allclose(blocked[silent, 0], whole[silent, 0], atol=1e-3)
+
+
+def test_loudness_and_praat_sound_in_blocks_are_identical(speech, small_blocks):
+    import librosa
+    import parselmouth
+
+    whole = librosa.feature.rms(y=speech, frame_length=640, hop_length=320, center=True)[0]
+    assert np.array_equal(tone._rms(speech, 320), whole)
+    expected = parselmouth.Sound(np.asarray(speech, np.float64), sampling_frequency=SR)
+    sound = tone._praat_sound(speech, SR)
+    assert np.array_equal(sound.values, expected.values)
+    assert (sound.x1, sound.dx, sound.nx, sound.xmin, sound.xmax) == \
+        (expected.x1, expected.dx, expected.nx, expected.xmin, expected.xmax)
+
+
+@pytest.mark.parametrize("length_s", [37.1234, 32.0])       # no multiple of Silero's 512 samples; one
+def test_vad_probabilities_equal_silero_audio_forward(speech, length_s):
+    import torch
+
+    y = speech[: int(length_s * SR)]
+    model = diarization._vad_model()
+    model.reset_states()
+    with torch.no_grad():
+        whole = model.audio_forward(torch.from_numpy(y), SR).numpy()[0]
+    assert np.array_equal(diarization._vad_probabilities(y, SR), whole)
+
+
+def _traced_peak(work) -> tuple[float, object]:
+    """Peak Python/numpy memory (bytes) allocated while ``work()`` runs, and its result."""
+    tracemalloc.start()
+    try:
+        result = work()
+        return tracemalloc.get_traced_memory()[1], result
+    finally:
+        tracemalloc.stop()
+
+
+@pytest.mark.parametrize("name", ["ge2e_mel", "session_mfcc", "rms"])
+def test_working_memory_does_not_grow_with_length(speech, name):
+    """From 2 to 6 minutes of speech, a function's peak (beyond what it returns) grows by less
+    than half the signal's own growth (before blocks: 3 to 5 times it; the MFCCs' log-mel keeps 40
+    float32 values per 10 ms frame until the cepstra are taken, a quarter of the signal's 160)."""
+    work = {"ge2e_mel": lambda y: diarization.ge2e_mel(y, SR),
+            "session_mfcc": lambda y: diarization.session_mfcc(y, SR, 20),
+            "rms": lambda y: tone._rms(y, 320)}[name]
+    work(speech[:SR])                                 # libraries imported before measuring
+    peaks = {}
+    for minutes in (2, 6):
+        y = np.tile(speech, minutes + 1)[: minutes * 60 * SR]
+        peak, result = _traced_peak(lambda: work(y))
+        peaks[minutes] = peak - result.nbytes
+    signal_growth = 4 * 60 * SR * 4                   # float32 bytes of 4 more minutes
+    assert peaks[6] - peaks[2] < signal_growth / 2, (
+        f"{name}: {peaks[2] / MB:.1f} MB at 2 min, {peaks[6] / MB:.1f} MB at 6 min")
