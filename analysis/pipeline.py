@@ -379,8 +379,9 @@ def run_expressions(s: Session, p: Params, hook: ProgressHook) -> StageResult:
     and the candidate moments that combine them with who spoke when (``expressions.parquet``)."""
     face_frames = s.table("derived/faces.parquet")
     speech = s.table("derived/speakers.parquet")
-    speech = speech[speech.participant_id.isin(s.participant_ids)]       # unattributed speech is nobody's turn
-    events = expressions.expression_events(face_frames, params=p.expressions, speech=speech)
+    known = speech.participant_id.isin(s.participant_ids)         # unattributed speech is nobody's turn,
+    events = expressions.expression_events(face_frames, params=p.expressions, speech=speech[known],
+                                           unattributed=speech[~known])  # but no one is silent during it
     hook("expressions", completed=1, total=1)
     return StageResult({"expressions.parquet": events,
                         "expression_signals.parquet": expressions.expression_signals(face_frames, p.expressions)}, {})
@@ -405,7 +406,8 @@ def _expression_events(s: Session) -> pd.DataFrame:
         target = name.get(r.target_participant_id, r.target_participant_id) if isinstance(r.target_participant_id, str) else ""
         return ev.explain(r.kind, r.label, name=name.get(r.participant_id, r.participant_id), target=target,
                           start=r.start_s, end=r.end_s, length=ev.fmt_s(r.end_s - r.start_s),
-                          gap=ev.fmt_s(r.gap_s) if r.gap_s == r.gap_s else "",
+                          when=(f"{ev.fmt_s(r.gap_s)} after" if r.gap_s > 0 else "during")
+                          if r.gap_s == r.gap_s else "after",
                           while_target=f", while {target} was speaking" if target else "")
 
     return pd.DataFrame({

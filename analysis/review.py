@@ -229,7 +229,7 @@ def parse_clock(text: str) -> float:
         values = [float(p) for p in parts]
     except ValueError:
         raise ValueError(f"write a time as minutes:seconds, e.g. 12:05 (got {text.strip()!r})") from None
-    if any(v < 0 for v in values) or any(v >= 60 for v in values[1:]):
+    if not all(np.isfinite(values)) or any(v < 0 for v in values) or any(v >= 60 for v in values[1:]):
         raise ValueError(f"write a time as minutes:seconds, e.g. 12:05 (got {text.strip()!r})")
     seconds = 0.0
     for value in values:
@@ -278,6 +278,9 @@ def add_moment(store: Store, session_id: str, *, start_s: float, end_s: float, k
         raise ValueError(f"kind must be one of {', '.join(MOMENT_KINDS)}, not {kind!r}")
     if not end_s > start_s >= 0:
         raise ValueError("a moment needs an end after its start")
+    duration = float(store.manifest(session_id).get("duration_s") or 0.0)
+    if duration and end_s > duration + 0.5:
+        raise ValueError(f"the session is only {format_clock(duration)} long")
     data = store.read_json(session_id, NOTES_FILE) if store.exists(session_id, NOTES_FILE) else {}
     added = data.setdefault("added", [])
     moment_id = f"added-{len(added) + 1:03d}"

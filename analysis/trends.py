@@ -21,13 +21,13 @@ MEASURES = {
     "interruptions_cooperative_per_h": ("Interruptions that joined in with someone (per hour)", "per hour"),
     "raised_voice_min": ("Time with a raised voice (minutes)", "minutes"),
     "positive_expressions_per_h": ("Smiles (per hour)", "per hour"),
-    "negative_expressions_per_h": ("Frowns, one-sided smiles, eye-rolls and sad or disgusted looks (per hour)",
+    "negative_expressions_per_h": ("Brows down, one-sided smiles, eyes rolled up, nose or lip raised (per hour)",
                                    "per hour"),
     "longest_turn_s": ("Longest time speaking without a break (seconds)", "s"),
 }
 # Expressions counted as positive or negative moments (others are not counted either way).
 POSITIVE_EXPRESSIONS = ("smile",)
-NEGATIVE_EXPRESSIONS = ("frown", "one_sided_smile", "eye_roll", "sadness_like", "disgust_like")
+NEGATIVE_EXPRESSIONS = ("frown", "one_sided_smile", "eye_roll", "disgust_like")   # sadness is not counted against anyone
 TREND_COLUMNS = ["session_id", "session_no", "date", "person", "measure", "value"]
 
 

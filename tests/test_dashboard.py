@@ -252,6 +252,11 @@ def test_therapist_adds_a_missed_moment_and_sees_agreement(app, sample_session):
                                              "moments list."]
     shown = at.table[-2].value                                   # "This session"
     assert shown.loc["Interruption", "you added (missed)"] >= 1
+    at.text_input(key="add_start").input("9:00")                 # past the end of an 84 s session
+    at.text_input(key="add_end").input("9:05")
+    at.button(key="FormSubmitter:add_moment-Add moment").click().run()
+    assert not at.exception and [e.value for e in at.error] == ["The session is only 1:24 long."]
+    assert len(load_added(store, session_id)) == len(added)
 
 
 @pytest.mark.slow
@@ -298,7 +303,7 @@ def test_times_are_typed_as_minutes_and_seconds():
     from analysis.review import parse_clock
 
     assert [parse_clock(t) for t in ("0:12", "12", "1:02.5", " 50:00 ", "1:00:05")] == [12.0, 12.0, 62.5, 3000.0, 3605.0]
-    for bad in ("", "a:10", "1:75", "-3", "1::2", "1:2:3:4"):
+    for bad in ("", "a:10", "1:75", "-3", "1::2", "1:2:3:4", "inf", "nan", "1:inf"):
         with pytest.raises(ValueError, match="minutes:seconds"):
             parse_clock(bad)
 
@@ -328,3 +333,10 @@ def test_every_face_moment_has_plain_words_for_the_clients():
         assert label in INTROS, label
         words = INTROS[label].lower()
         assert not any(w in words for w in ("contempt", "stonewall", "possible", "anger", "sad", "disgust")), words
+
+
+def test_a_name_cannot_close_the_face_box_script():
+    from analysis.dashboard.face_boxes import overlay_html
+
+    page = overlay_html({"src": "x", "people": [{"name": "</script><img src=x onerror=alert(1)>"}]})
+    assert page.count("</script>") == 1 and page.rstrip().endswith("</script>")

@@ -198,6 +198,9 @@ def test_long_silence_looking_away_with_a_still_face():
     lively = f.copy()
     lively.loc[away, "jawOpen"] = np.tile([0.05, 0.6], int(away.sum()) // 2)
     assert not (expression_events(lively, speech=speech).label == "withdrawn_silence").any()
+    # speech of no one in particular (p1 without voice analysis, say) could be theirs: not silence
+    nobody = pd.DataFrame({"start_s": [38.0], "end_s": [62.0], "participant_id": [None]})
+    assert not (expression_events(f, speech=speech, unattributed=nobody).label == "withdrawn_silence").any()
 
 
 def test_no_speech_no_moments():

@@ -153,7 +153,7 @@ TEMPLATES: dict[str, dict[str, str]] = {
         "one_sided_smile_while_partner_speaks": "{name} showed a one-sided smile while {target} was speaking "
                                                 "({start:.1f}-{end:.1f} s): possible contempt, a moment to look "
                                                 "at together, not a verdict.",
-        "eye_roll_after_turn": "{name} looked up with both eyes {gap} after {target}'s turn "
+        "eye_roll_after_turn": "{name} looked up with both eyes {when} {target}'s turn "
                                "({start:.1f}-{end:.1f} s): a possible eye-roll to look at together, not a verdict.",
         "withdrawn_silence": "{name} stayed silent for {length} while looking away with a still face "
                              "({start:.1f}-{end:.1f} s){while_target}: possible withdrawal (stonewalling), a "

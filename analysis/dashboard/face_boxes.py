@@ -1,8 +1,9 @@
 """The player's face-box overlay: a box and a name on each face the analysis found, drawn in the
 browser over the page's ``<video>`` at its current time, so the therapist can check who the
-tool took for whom. Boxes are sent for a stretch around the video's position (10-minute
-blocks, a few thousand boxes at most) and follow the video while it plays; a face not found
-there has no box (missing, never guessed)."""
+tool took for whom. Boxes are sent for the 10-minute block around the position the page last
+had (30 s either side; a few thousand boxes at most) and follow the video while it plays inside
+it; beyond it the overlay says the boxes are not loaded there (a click on a moment or the
+timeline loads them). Inside it, a face not found has no box (missing, never guessed)."""
 from __future__ import annotations
 
 import json
@@ -39,6 +40,12 @@ window.__playbackFaceBoxes = %s;
     const scale = Math.min(width / video.videoWidth, height / video.videoHeight);
     const left = (width - video.videoWidth * scale) / 2, top = (height - video.videoHeight * scale) / 2;
     const now = video.currentTime;
+    if (now < data.from_s || now > data.to_s) {        // outside the boxes sent: say so, never "no face"
+      pen.font = "bold 14px sans-serif"; pen.fillStyle = "rgba(0, 0, 0, 0.6)";
+      pen.fillRect(8, 8, 330, 24); pen.fillStyle = "white";
+      pen.fillText("Face boxes not loaded here: press ▶ on a moment", 14, 25);
+      return;
+    }
     for (const person of data.people) {
       const i = at(person.t, now);
       if (i < 0 || now - person.t[i] > data.gap_s) { continue; }
@@ -101,7 +108,13 @@ def overlay_data(review: Review, position_s: float, src: str) -> dict:
                        "t": [round(float(v), 2) for v in mine.t_s],
                        **{k: [round(float(v), 4) for v in mine[k]] for k in ("x", "y", "w")}})
     # a box is drawn up to this long after its sample (s): longer gaps are a face not found
-    return {"src": src, "people": people, "gap_s": round(max(1.5 * step / BOX_RATE_HZ, 0.5), 2)}
+    return {"src": src, "people": people, "from_s": float(start), "to_s": float(start + BLOCK_S + 60.0),
+            "gap_s": round(max(1.5 * step / BOX_RATE_HZ, 0.5), 2)}
+
+
+def forget_in_browser() -> None:
+    """Drop the boxes (with names) from the page in the browser (the dashboard locked)."""
+    st.html("<script>window.__playbackFaceBoxes = null;</script>", unsafe_allow_javascript=True)
 
 
 def face_box_toggle(review: Review, position_s: float, src: str) -> None:
@@ -112,5 +125,11 @@ def face_box_toggle(review: Review, position_s: float, src: str) -> None:
     shown = st.toggle("Show face boxes", key="show_face_boxes",
                       help="A box and the name on each face the analysis found: who it took for whom")
     data = overlay_data(review, position_s, src) if shown else None
-    st.html(_OVERLAY % json.dumps(data), unsafe_allow_javascript=True)
+    st.html(overlay_html(data), unsafe_allow_javascript=True)
+
+
+def overlay_html(data: dict | None) -> str:
+    """The overlay's script with ``data`` in it; "</" is written "<\\/" so that no name can
+    close the script."""
+    return _OVERLAY % json.dumps(data).replace("</", "<\\/")
 

@@ -207,11 +207,16 @@ def record_page(store: Store) -> None:
         mic_devices, cam_devices = _build_devices(source, cameras, mics)
         recorder = Recorder(store, people, records, mics=mic_devices, cameras=cam_devices, enrolment=clips)
         try:
-            recorder.start()
             if case_id:
-                store.cases.assign(recorder.session_id, case_id)
+                store.cases.get(case_id)          # still there (another tab may have deleted it)
+            recorder.start()
         except PlaybackError as exc:
             st.error(str(exc))
             return
+        try:
+            if case_id:
+                store.cases.assign(recorder.session_id, case_id)
+        except PlaybackError as exc:              # recording goes on; the case can be chosen later
+            st.warning(f"{exc} The recording goes on; put it in a case later on the Sessions page.")
         st.session_state[_REC] = recorder
         st.rerun()

@@ -226,7 +226,9 @@ def seek_to_clicked_bar(clicked, *, selection: str = "seek", seen: str = "seek_s
     start = picked[0].get("start_s") if picked else None
     if start is not None and start != st.session_state.get(seen):
         st.session_state[seen] = start
-        st.session_state.position_s = float(start)
+        # to 0.1 s, as the bar's tooltip shows it: the browser has moved the video to that
+        # whole second already (analysis/dashboard/seek.py), and the player asks for the same
+        st.session_state.position_s = round(float(start), 1)
         st.rerun()
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import streamlit as st
 
 from analysis.dashboard import memo
+from analysis.dashboard.face_boxes import forget_in_browser
 from analysis.dashboard.media_server import forget_media_urls
 from analysis.export import export
 from capture.errors import PlaybackError
@@ -105,6 +106,7 @@ def _idle_watch() -> None:
 
 
 def unlock_page(root: Path) -> None:
+    forget_in_browser()
     notice = st.session_state.pop(_NOTICE, None)
     probe = Store(root, from_env=False)
     st.title("🔒 Playback is locked")
@@ -234,6 +236,7 @@ def session_actions(store: Store, session_id: str, *, analysed: bool) -> None:
                     st.session_state.pop(key, None)
                 st.session_state.pop(_REAUTH, None)
                 st.cache_data.clear()
+                memo.forget()
                 st.rerun()
             if st.button("Keep it", key="delete_cancel"):
                 st.session_state.pop("delete_for", None)
@@ -252,6 +255,7 @@ def withdrawal_action(store: Store, session_id: str) -> None:
             withdraw(store, session_id, who)
             st.session_state.pop("session_id", None)
             st.cache_data.clear()
+            memo.forget()
             st.session_state.withdrawn_notice = f"{people[who]} withdrew consent; session {session_id} was erased."
             st.rerun()
 

@@ -124,7 +124,9 @@ class ExpressionParams:
     partner_speech_share: float = 0.5    # share of a one-sided smile inside a partner's speech
     eye_roll_after_turn_s: float = 2.0   # an eye-roll this soon after a partner's turn ends
     withdrawn_min_s: float = 8.0         # silent, looking away and still for at least this long
-    still_activity_std: float = 0.15     # a still face: std of expressive activity over 2 s below this
+    withdrawn_bridge_s: float = 1.0      # breaks shorter than this (s) in such a silence are bridged
+    still_window_s: float = 2.0          # a still face is judged over this many seconds
+    still_activity_std: float = 0.15     # a still face: std of expressive activity over still_window_s below this
     still_mouth_max: float = 0.1         # a still face: mouth activity below this too
 
     def to_dict(self) -> dict:
@@ -314,11 +316,15 @@ def _main_speaker(speech: pd.DataFrame, start: float, end: float) -> str | None:
 
 
 def candidate_moments(events: pd.DataFrame, signals: pd.DataFrame, speech: pd.DataFrame,
-                      params: ExpressionParams = ExpressionParams()) -> list[tuple]:
+                      params: ExpressionParams = ExpressionParams(),
+                      unattributed: pd.DataFrame | None = None) -> list[tuple]:
     """Rows (:data:`COLUMNS`, kind ``face_moment``) combining each person's face events and
-    signals with who spoke when (``speech``: ``start_s, end_s, participant_id``)."""
+    signals with who spoke when (``speech``: ``start_s, end_s, participant_id``).
+    ``unattributed`` (``start_s, end_s``): speech of no one in particular (someone without voice
+    analysis, say): it could be anyone's, so no one counts as silent during it."""
     if speech is None or speech.empty:
         return []
+    anyone = unattributed[["start_s", "end_s"]] if unattributed is not None else speech.iloc[:0][["start_s", "end_s"]]
     rows = []
     for row in events.itertuples():
         others = speech[speech.participant_id != row.participant_id]
@@ -338,14 +344,15 @@ def candidate_moments(events: pd.DataFrame, signals: pd.DataFrame, speech: pd.Da
     for pid, sig in signals.groupby("participant_id", sort=False):
         times = sig.t_s.to_numpy(float)
         step = _step(times)
-        own = speech[speech.participant_id == pid]
+        own = pd.concat([speech[speech.participant_id == pid][["start_s", "end_s"]], anyone], ignore_index=True)
         silent = ~_speech_mask(times, own)
-        activity_std = _rolling(sig.activity.to_numpy(float), int(round(2.0 / step)), "std")
+        activity_std = _rolling(sig.activity.to_numpy(float), int(round(params.still_window_s / step)), "std")
         still = (np.nan_to_num(activity_std, nan=np.inf) <= params.still_activity_std) & \
                 (np.nan_to_num(sig.mouth_activity.to_numpy(float), nan=np.inf) <= params.still_mouth_max) & \
                 (np.nan_to_num(sig.nodding.to_numpy(float)) < params.nodding_rise)
         away = np.nan_to_num(sig.looking_away.to_numpy(float)) >= params.looking_away_rise
-        for start, end in _runs(times, silent & still & away, bridge_s=1.0, min_s=params.withdrawn_min_s, step_s=step):
+        for start, end in _runs(times, silent & still & away, bridge_s=params.withdrawn_bridge_s,
+                                min_s=params.withdrawn_min_s, step_s=step):
             span = (times >= start) & (times < end)
             rows.append((start, end, "face_moment", pid, _main_speaker(speech[speech.participant_id != pid], start, end),
                          MOMENTS[2], round(float(np.nanmean(sig.looking_away.to_numpy(float)[span])), 6),
@@ -354,12 +361,13 @@ def candidate_moments(events: pd.DataFrame, signals: pd.DataFrame, speech: pd.Da
 
 
 def expression_events(faces: pd.DataFrame, *, params: ExpressionParams = ExpressionParams(),
-                      speech: pd.DataFrame | None = None) -> pd.DataFrame:
+                      speech: pd.DataFrame | None = None, unattributed: pd.DataFrame | None = None) -> pd.DataFrame:
     """Events (:data:`COLUMNS`): each signal's runs (kind ``expression``, ``label`` the signal,
     ``value`` its peak score 0-1, ``confidence`` face share times margin) and, with ``speech``
     (``start_s, end_s, participant_id``), the candidate moments (kind ``face_moment``, ``label``
     one of :data:`MOMENTS`, ``target_participant_id`` the partner, ``gap_s`` the seconds from the
-    partner's turn end to an eye-roll)."""
+    partner's turn end to an eye-roll); ``unattributed``: speech of no one in particular
+    (:func:`candidate_moments`)."""
     if faces.empty or not faces.detected.any():
         return pd.DataFrame(columns=COLUMNS)
     full = {pid: person_signals(f, params) for pid, f in faces.groupby("participant_id", sort=False)}
@@ -367,6 +375,6 @@ def expression_events(faces: pd.DataFrame, *, params: ExpressionParams = Express
     events = pd.DataFrame(rows, columns=COLUMNS)
     if speech is not None and len(speech):
         with_activity = pd.concat([sig.assign(participant_id=pid) for pid, sig in full.items()], ignore_index=True)
-        rows += candidate_moments(events, with_activity, speech, params)
+        rows += candidate_moments(events, with_activity, speech, params, unattributed)
     out = pd.DataFrame(rows, columns=COLUMNS)
     return out.sort_values(["start_s", "kind", "label"], ignore_index=True)

@@ -250,7 +250,7 @@ class Store:
     def list_files(self, session_id: str, under: str) -> list[str]:
         return self.files.list_files(session_id, under)
 
-    def version(self, session_id: str, rel: str) -> tuple[int, int] | None:
+    def version(self, session_id: str, rel: str) -> tuple[int, int, int] | None:
         return self.files.version(session_id, rel)
 
     def delete_file(self, session_id: str, rel: str) -> None:

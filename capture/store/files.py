@@ -113,14 +113,15 @@ class Files:
     def exists(self, session_id: str, rel: str) -> bool:
         return self.path(session_id, rel).is_file()
 
-    def version(self, session_id: str, rel: str) -> tuple[int, int] | None:
-        """``(modified time in ns, size in bytes)`` of ``rel``, None when absent: it changes
-        whenever the file is written again (every write is a new file renamed into place)."""
+    def version(self, session_id: str, rel: str) -> tuple[int, int, int] | None:
+        """``(inode, modified time in ns, size in bytes)`` of ``rel``, None when absent: it
+        changes whenever the file is written again (every write is a new file renamed into
+        place, so a new inode even within one tick of the clock)."""
         try:
             stat = self.path(session_id, rel).stat()
         except FileNotFoundError:
             return None
-        return stat.st_mtime_ns, stat.st_size
+        return stat.st_ino, stat.st_mtime_ns, stat.st_size
 
     def write_bytes(self, session_id: str, rel: str, data: bytes) -> None:
         """Encrypt and write atomically (temporary file in the same folder, then rename)."""

@@ -85,7 +85,7 @@ class HybridParams:
                                       # islands chunks straddle two people: dev01 55 %)
     overlap: bool = True              # frames segmentation-3.0 counts two in get the second-best voice
     speech_count: float = 0.5         # mean count over the windows at or above which a frame is speech
-    overlap_count: float = 1.5        # ... at or above which two speak
+    overlap_count: float = 1.5        # mean count over the windows at or above which two speak
     voice: str = "campplus"           # who: "campplus" (the embedded backend's chunk clustering
                                       # and 1.5 s window scoring, on CAM++ embeddings) or "ge2e"
                                       # (Resemblyzer, as the embedded backend): pooled 28.3 % vs
