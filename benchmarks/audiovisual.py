@@ -1,11 +1,12 @@
 """Audio-visual speaker attribution on composed GRID "couples" (two talking faces side by side).
 
     .venv/bin/python -m benchmarks.audiovisual [--duration 40] [--seeds 0 1] [--couples bbaf2n+lwbsza ...]
-        [--sample-fps 10]
+        [--sample-fps 10] [--backend embedded|segmentation3|hybrid]
 
 Each couple is composed with ``analysis.evaluation.av_composer.compose_couple`` into a temporary folder,
 then analysed the way the pipeline does it: faces (``analysis.stages.faces.face_frames``, 10 frames/s),
-diarization of the mixture (``diarize_frames``, two speakers) and ``name_speakers``. Printed per
+diarization of the mixture (the single-microphone backend ``--backend``, default the embedded one; two
+speakers) and ``name_speakers``. Printed per
 session: right-face attribution (share of true speech time during which the hypothesis has the
 same person speaking), DER with its parts (``analysis.evaluation.metrics.der``, no collar, overlap
 scored), overlapped speech found vs true, and processing time as a multiple of real time
@@ -27,7 +28,8 @@ from analysis.evaluation.av_composer import compose_couple, overlap_seconds, rig
 from analysis.evaluation.metrics import der
 from analysis.stages.faces import FaceParams, face_frames
 from analysis.stages.speakers.audiovisual import name_speakers
-from analysis.stages.speakers.diarization import diarize_frames
+from analysis.stages.speakers.backends import diarize_backend_frames
+from analysis.stages.speakers.diarization import DiarizationParams
 from capture.media import decode_audio
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -38,13 +40,14 @@ os.environ.setdefault("PLAYBACK_MODEL_DIR", str(ROOT.parent / "shared" / "models
 COUPLES = ("bbaf2n+lwbsza", "bbaf2n+id2_vcd_swwp2s", "lwbsza+id2_vcd_swwp2s", "bbaf2n+bbaf2n")
 
 
-def analyse(path: Path, ids: list[str], face_params: FaceParams = FaceParams()
+def analyse(path: Path, ids: list[str], face_params: FaceParams = FaceParams(),
+            diarization: DiarizationParams = DiarizationParams()
             ) -> tuple[pd.DataFrame, pd.DataFrame, str, float, pd.DataFrame]:
     """(named segments, audio-only segments, backend text, seconds, faces table)."""
     started = time.perf_counter()
     faces = face_frames(path, ids, params=face_params)
     y = decode_audio(path)
-    frames = diarize_frames(y, 16000, n_speakers=len(ids))
+    frames = diarize_backend_frames(y, 16000, n_speakers=len(ids), params=diarization)
     hyp, how = name_speakers(frames, ids, faces)
     seconds = time.perf_counter() - started
     audio_only, _ = name_speakers(frames, ids, faces.iloc[0:0])
@@ -57,6 +60,8 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     ap.add_argument("--couples", nargs="+", default=list(COUPLES))
     ap.add_argument("--sample-fps", type=float, default=FaceParams().sample_fps, help="face frames analysed per second")
+    ap.add_argument("--backend", default="embedded", choices=["embedded", "segmentation3", "hybrid"],
+                    help="single-microphone diarization backend")
     ap.add_argument("-v", "--verbose", action="store_true")
     args = ap.parse_args()
     rows = []
@@ -69,7 +74,8 @@ def main() -> None:
                 truth = made["truth"]
                 swap = dict(zip(made["ids"], made["ids"][::-1]))
                 hyp, audio_only, how, seconds, faces = analyse(made["path"], made["ids"],
-                                                               FaceParams(sample_fps=args.sample_fps))
+                                                               FaceParams(sample_fps=args.sample_fps),
+                                                               DiarizationParams(backend=args.backend))
                 score = der(truth, hyp, ref_label="participant_id", end_s=made["duration_s"])
                 rows.append({
                     "couple": f"{left}+{right}", "seed": seed, "dur_s": made["duration_s"],
@@ -94,7 +100,7 @@ def main() -> None:
     shown["x_realtime"] = shown["x_realtime"].map("{:.2f}x".format)
     print(shown.to_string(index=False))
     print(f"\nmean right-face attribution {table.right_face.mean():.1%} (min {table.right_face.min():.1%}); "
-          f"mean DER {table.DER.mean():.1%}; {os.cpu_count()} cores")
+          f"mean DER {table.DER.mean():.1%}; backend {args.backend}; {os.cpu_count()} cores")
 
 
 if __name__ == "__main__":

@@ -4,6 +4,8 @@
     .venv/bin/python -m benchmarks.diarization --backend segmentation3
     .venv/bin/python -m benchmarks.diarization --backend hybrid   # vs embedded: --backend embedded,hybrid
     .venv/bin/python -m benchmarks.diarization --backend embedded --extra   # + naming, multi-track
+    .venv/bin/python -m benchmarks.diarization --backend embedded,hybrid --extra   # naming by each backend
+    .venv/bin/python -m benchmarks.diarization --backend hybrid --hybrid overlap_count=1.25   # a HybridParams trial
 
 Prints one row per file and backend: diarization error rate (pyannote.metrics, no collar,
 overlapped speech scored) split into missed speech, false alarm and confusion, then the
@@ -20,6 +22,7 @@ from __future__ import annotations
 import argparse
 import os
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +31,7 @@ import pandas as pd
 from analysis.core.frames import activity_to_segments
 from analysis.evaluation.diarization import DATA, cross_session, multitrack, read_wav
 from analysis.evaluation.metrics import der, read_rttm
-from analysis.stages.speakers.diarization import diarize_frames
+from analysis.stages.speakers.diarization import DiarizationParams, HybridParams, diarize_frames
 
 # the issue's targets (issue 18) and the embedded backend's figures they are measured against
 TARGET_POOLED = 0.25
@@ -48,7 +51,8 @@ def ami_files() -> list[tuple[str, Path, pd.DataFrame, int]]:
     return [(name, wav, ref, ref.speaker.nunique()) for name, wav, ref in files]
 
 
-def diarize_segments(backend: str, y: np.ndarray, sr: int, n: int) -> pd.DataFrame:
+def diarize_segments(backend: str, y: np.ndarray, sr: int, n: int, hybrid_params: HybridParams = HybridParams()
+                     ) -> pd.DataFrame:
     """Hypothesis segments of one backend (``embedded``: today's Silero + GE2E backend;
     ``segmentation3``: pyannote/segmentation-3.0 + CAM++; ``hybrid``: segmentation-3.0's
     speaker count with the embedded scoring on CAM++, analysis/stages/speakers/hybrid.py)."""
@@ -56,7 +60,7 @@ def diarize_segments(backend: str, y: np.ndarray, sr: int, n: int) -> pd.DataFra
         if backend == "hybrid":
             from analysis.stages.speakers import hybrid
 
-            frames = hybrid.diarize_frames(y, sr, n_speakers=n)
+            frames = hybrid.diarize_frames(y, sr, n_speakers=n, params=DiarizationParams(hybrid=hybrid_params))
         else:
             frames = diarize_frames(y, sr, n_speakers=n)
         return activity_to_segments(frames.activity(), [f"spk{c}" for c in range(frames.scores.shape[1])])
@@ -65,11 +69,12 @@ def diarize_segments(backend: str, y: np.ndarray, sr: int, n: int) -> pd.DataFra
     return segmentation3.diarize(y, sr, n_speakers=n)
 
 
-def single_mic_row(backend: str, name: str, wav: Path, ref: pd.DataFrame, n: int) -> dict:
+def single_mic_row(backend: str, name: str, wav: Path, ref: pd.DataFrame, n: int,
+                   hybrid_params: HybridParams = HybridParams()) -> dict:
     """One file's DER (no collar, overlap scored, 0 to the file's end) and time."""
     y, sr = read_wav(wav)
     started = time.perf_counter()
-    hyp = diarize_segments(backend, y, sr, n)
+    hyp = diarize_segments(backend, y, sr, n, hybrid_params)
     seconds = time.perf_counter() - started
     duration = len(y) / sr
     score = der(ref, hyp, start_s=0.0, end_s=duration)
@@ -95,8 +100,20 @@ def load_time(backend: str) -> float:
     return time.perf_counter() - started
 
 
-def run(backend: str) -> pd.DataFrame:
-    return pd.DataFrame([single_mic_row(backend, name, wav, ref, n) for name, wav, ref, n in ami_files()])
+def run(backend: str, hybrid_params: HybridParams = HybridParams()) -> pd.DataFrame:
+    return pd.DataFrame([single_mic_row(backend, name, wav, ref, n, hybrid_params) for name, wav, ref, n in ami_files()])
+
+
+def hybrid_params(changes: list[str]) -> HybridParams:
+    """``HybridParams`` with ``FIELD=VALUE`` changes, each value of its field's default type."""
+    defaults = HybridParams()
+    values = {}
+    for change in changes:
+        name, _, text = change.partition("=")
+        default = getattr(defaults, name)
+        values[name] = None if text == "None" else type(default or 0.0)(text) if not isinstance(default, bool) \
+            else text == "True"
+    return replace(defaults, **values)
 
 
 def main() -> None:
@@ -105,7 +122,13 @@ def main() -> None:
                         help="embedded, segmentation3, hybrid, both (embedded and segmentation3), all, "
                              "or a comma-separated list; the first is the 'before' of the targets")
     parser.add_argument("--extra", action="store_true", help="also cross-session naming and multi-track")
+    parser.add_argument("--hybrid", nargs="*", default=[], metavar="FIELD=VALUE",
+                        help="HybridParams changes for the hybrid backend (a trial: parameters are chosen once for all files)")
     args = parser.parse_args()
+    try:
+        trial = hybrid_params(args.hybrid)
+    except (AttributeError, ValueError) as error:
+        parser.error(f"--hybrid: {error}")
     backends = {"both": ["embedded", "segmentation3"], "all": ["embedded", "segmentation3", "hybrid"]}.get(
         args.backend, args.backend.split(","))
     unknown = set(backends) - {"embedded", "segmentation3", "hybrid"}
@@ -116,10 +139,11 @@ def main() -> None:
     tables = {}
     for backend in backends:
         loading = load_time(backend)
-        table = run(backend)
+        table = run(backend, trial)
         tables[backend] = table
         summary = pd.concat([table, pd.DataFrame([pooled(table)])], ignore_index=True)
-        print(f"\n{backend}: {os.cpu_count()} cores; loading the models took {loading:.1f} s (not counted below)")
+        changed = f" ({' '.join(args.hybrid)})" if backend == "hybrid" and args.hybrid else ""
+        print(f"\n{backend}{changed}: {os.cpu_count()} cores; loading the models took {loading:.1f} s (not counted below)")
         print(summary[["file", "backend", "DER", "missed", "false alarm", "confusion", "speech s", "x real time"]]
               .to_string(index=False, float_format=lambda v: f"{v:.1%}", formatters=fmt))
     for candidate in backends[1:]:
@@ -138,7 +162,8 @@ def main() -> None:
     if args.extra:
         pair = read_rttm(DATA / "ami-pair" / "reference.rttm")
         group = read_rttm(DATA / "ami-group" / "mixture.rttm")
-        extra = pd.DataFrame([cross_session(pair), multitrack(group, None), multitrack(group, -20.0)])
+        naming = [cross_session(pair, DiarizationParams(backend=backend, hybrid=trial)) for backend in backends]
+        extra = pd.DataFrame([*naming, multitrack(group, None), multitrack(group, -20.0)])
         print(extra.to_string(index=False, float_format=lambda v: f"{v:.1%}" if v < 1.5 else f"{v:.2f}",
                               formatters={"x real time": "{:.3f}".format}))
 

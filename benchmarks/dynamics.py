@@ -2,7 +2,8 @@
 
 Usage (from the repository root):
     python -m benchmarks.dynamics                 # true speech segments -> analyse_dynamics
-    python -m benchmarks.dynamics --from-audio    # mixture -> analysis.stages.speakers.diarization.diarize -> dynamics
+    python -m benchmarks.dynamics --from-audio    # mixture -> the single-microphone backend -> dynamics
+    python -m benchmarks.dynamics --from-audio --backend embedded,hybrid   # one table per backend
     python -m benchmarks.dynamics --multitrack    # one mic per person (-20 dB crosstalk) -> Silero VAD per track
     options: --n 12 --seed 0 --tolerance 0.5
 
@@ -35,6 +36,7 @@ import pandas as pd
 from analysis.evaluation.composer import compose_set
 from analysis.evaluation.dynamics import run
 from analysis.stages.dynamics import analyse_dynamics, synthetic_session
+from analysis.stages.speakers.diarization import DiarizationParams
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -44,6 +46,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--tolerance", type=float, default=0.5)
     ap.add_argument("--from-audio", action="store_true", help="diarize the mixture first (end to end)")
     ap.add_argument("--multitrack", action="store_true", help="Silero VAD on each person's track (with crosstalk)")
+    ap.add_argument("--backend", default="embedded",
+                    help="single-microphone backend(s) for --from-audio: embedded, segmentation3, hybrid or a comma-separated list")
     a = ap.parse_args(argv)
     t0 = time.perf_counter()
     comps = compose_set(n=a.n, seed=a.seed)
@@ -51,10 +55,14 @@ def main(argv: list[str] | None = None) -> int:
     n_true = pd.concat([c.events for c in comps]).pipe(lambda e: e["outcome"].fillna(e["kind"])).value_counts().to_dict()
     print(f"composed {len(comps)} conversations, {dur / 60:.1f} min, 2-4 people, true events {n_true} "
           f"({time.perf_counter() - t0:.1f} s)")
-    modes = ["truth"] + (["multitrack"] if a.multitrack else []) + (["audio"] if a.from_audio else [])
-    for mode in modes:
+    modes = [("truth", "")] + ([("multitrack", "")] if a.multitrack else []) + (
+        [("audio", backend) for backend in a.backend.split(",")] if a.from_audio else [])
+    for mode, backend in modes:
         t1 = time.perf_counter()
-        table = run(mode=mode, tolerance_s=a.tolerance, compositions=comps)
+        if backend:
+            print(f"backend={backend}")
+        table = run(mode=mode, tolerance_s=a.tolerance, compositions=comps,
+                    diarization=DiarizationParams(backend=backend or "embedded"))
         table = table.assign(competitive_acc=np.where(table.tone_total > 0, table.tone_agree / table.tone_total.clip(lower=1), np.nan))
         print(table[["cls", "tp", "fp", "fn", "precision", "recall", "f1", "competitive_acc"]]
               .round(3).to_string(index=False))

@@ -13,7 +13,8 @@ import pandas as pd
 from analysis.core.frames import activity_to_segments
 from analysis.evaluation.composer import read_wav
 from analysis.evaluation.metrics import der
-from analysis.stages.speakers.diarization import diarize_frames
+from analysis.stages.speakers.backends import diarize_backend_frames
+from analysis.stages.speakers.diarization import DiarizationParams, diarize_frames
 from analysis.stages.speakers.enrolment import name_clusters, speech_from_segments, voice_print
 from analysis.stages.speakers.multitrack import diarize_tracks
 
@@ -61,21 +62,23 @@ def single_mic(name: str, wav: Path, ref: pd.DataFrame, n: int) -> dict:
     return row(name, "single mic (embedded)", ref, hyp, elapsed, len(y) / sr)
 
 
-def cross_session(ref: pd.DataFrame) -> dict:
-    """Enrol both speakers from dev00 (their solo reference speech), name dev01's clusters."""
+def cross_session(ref: pd.DataFrame, params: DiarizationParams = DiarizationParams()) -> dict:
+    """Enrol both speakers from dev00 (their solo reference speech), name dev01's clusters
+    (``params.backend``, with its voice prints)."""
     y0, sr = read_wav(DATA / "ami-pair" / "dev00.wav")
     y1, _ = read_wav(DATA / "ami-pair" / "dev01.wav")
     r0, r1 = ref[ref.uri == "dev00"], ref[ref.uri == "dev01"]
-    prints = {spk: voice_print(speech_from_segments(y0, sr, solo_segments(r0, spk)), sr) for spk in r0.speaker.unique()}
+    prints = {spk: voice_print(speech_from_segments(y0, sr, solo_segments(r0, spk)), sr, params=params)
+              for spk in r0.speaker.unique()}
     started = time.perf_counter()
-    frames = diarize_frames(y1, sr, n_speakers=len(prints))
-    names = name_clusters(y1, sr, frames, prints)
+    frames = diarize_backend_frames(y1, sr, n_speakers=len(prints), params=params)
+    names = name_clusters(y1, sr, frames, prints, params=params)
     elapsed = time.perf_counter() - started
     active = frames.activity()
     people = [names[c][0] if c in names else f"unknown{c}" for c in range(active.shape[1])]
     hyp = activity_to_segments(active, people)
     hyp = hyp[hyp.participant_id.isin(list(prints))]
-    return row("dev01 named from dev00", "single mic + enrolment", r1, hyp, elapsed, len(y1) / sr, named_accuracy(r1, hyp))
+    return row("dev01 named from dev00", f"single mic ({params.backend}) + enrolment", r1, hyp, elapsed, len(y1) / sr, named_accuracy(r1, hyp))
 
 
 def multitrack(ref: pd.DataFrame, bleed_db: float | None) -> dict:

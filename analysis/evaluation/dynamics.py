@@ -23,7 +23,8 @@ from analysis.core.frames import FRAME_S, frame_level_db
 from analysis.evaluation.composer import compose_set
 from analysis.evaluation.metrics import class_scores, prf
 from analysis.stages.dynamics import DynamicsParams, analyse_dynamics
-from analysis.stages.speakers.diarization import DiarizationParams, diarize, model_versions
+from analysis.stages.speakers import backends
+from analysis.stages.speakers.diarization import DiarizationParams
 from analysis.stages.speakers.multitrack import diarize_tracks
 
 COUNTS = ("tp", "fp", "fn", "tone_agree", "tone_total")
@@ -66,15 +67,16 @@ def multitrack_speech(tracks: dict, sr: int, *, bleed_db: float = -20.0) -> pd.D
     return diarize_tracks(mics, sr, list(tracks))[["start_s", "end_s", "participant_id"]]
 
 
-def diarize_cached(c, cache_dir: str | None) -> pd.DataFrame:
-    """analysis.stages.speakers.diarization.diarize on the mixture, cached by content hash in ``cache_dir``
-    (gitignored ``benchmarks/out/``) so re-scoring does not re-run the models."""
-    settings = repr((DiarizationParams().to_dict(), model_versions())).encode()
+def diarize_cached(c, cache_dir: str | None, diarization: DiarizationParams = DiarizationParams()) -> pd.DataFrame:
+    """The single-microphone backend ``diarization.backend`` on the mixture, cached by content
+    hash and parameters in ``cache_dir`` (gitignored ``benchmarks/out/``) so re-scoring does not
+    re-run the models."""
+    settings = repr((diarization.to_dict(), backends.model_versions(diarization))).encode()
     key = hashlib.sha1(c.y.tobytes() + settings).hexdigest()[:16] + f"-{len(c.tracks)}"
     path = Path(cache_dir) / f"{key}.csv" if cache_dir else None
     if path is not None and path.exists():
         return pd.read_csv(path, dtype={"participant_id": str})
-    hyp = diarize(c.y, c.sr, n_speakers=len(c.tracks))
+    hyp = backends.diarize_backend(c.y, c.sr, n_speakers=len(c.tracks), params=diarization)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
         hyp.to_csv(path, index=False)
@@ -83,11 +85,13 @@ def diarize_cached(c, cache_dir: str | None) -> pd.DataFrame:
 
 def run(*, n: int = 12, seed: int = 0, tolerance_s: float = 0.5, mode: str = "truth",
         params: DynamicsParams = DynamicsParams(), compositions=None, verbose: bool = True,
-        cache_dir: str | None = "benchmarks/out/diarization") -> pd.DataFrame:
+        cache_dir: str | None = "benchmarks/out/diarization",
+        diarization: DiarizationParams = DiarizationParams()) -> pd.DataFrame:
     """Score every composition; returns the summed per-class table with precision/recall/F1.
 
     mode: ``truth`` (true speech segments), ``multitrack`` (one mic per person, -20 dB
-    crosstalk, the multi-track backend) or ``audio`` (the mixture diarized, clusters mapped)."""
+    crosstalk, the multi-track backend) or ``audio`` (the mixture diarized by
+    ``diarization.backend``, clusters mapped)."""
     comps = compositions if compositions is not None else compose_set(n=n, seed=seed)
     total = None
     for c in comps:
@@ -97,7 +101,7 @@ def run(*, n: int = 12, seed: int = 0, tolerance_s: float = 0.5, mode: str = "tr
         elif mode == "multitrack":
             speech = multitrack_speech(c.tracks, c.sr)
         elif mode == "audio":
-            hyp = diarize_cached(c, cache_dir)
+            hyp = diarize_cached(c, cache_dir, diarization)
             mapping = map_clusters(hyp, c.speech)
             speech = hyp.assign(participant_id=[mapping.get(str(p), str(p)) for p in hyp["participant_id"]])
             tone = tone[tone["participant_id"].isin(set(speech["participant_id"]))]

@@ -7,7 +7,9 @@ from __future__ import annotations
 from importlib.metadata import version
 
 import numpy as np
+import pandas as pd
 
+from analysis.core.frames import activity_to_segments
 from analysis.stages.speakers import diarization, hybrid, segmentation3
 from analysis.stages.speakers.diarization import DiarizationParams, FrameDiarization
 
@@ -31,3 +33,11 @@ def diarize_backend_frames(y: np.ndarray, sr: int, *, n_speakers: int | None,
     if params.backend != "embedded":
         raise ValueError(f"diarization backend {params.backend!r}: use 'embedded', 'segmentation3' or 'hybrid'")
     return diarization.diarize_frames(y, sr, n_speakers=n_speakers, params=params)
+
+
+def diarize_backend(y: np.ndarray, sr: int, *, n_speakers: int | None, params: DiarizationParams) -> pd.DataFrame:
+    """Speaker segments of ``y`` with ``params.backend``, as :func:`.diarization.diarize` gives
+    them (``start_s, end_s, participant_id, confidence``, labels ``spk0, spk1, ...``)."""
+    frames = diarize_backend_frames(y, sr, n_speakers=n_speakers, params=params)
+    k = frames.scores.shape[1]
+    return activity_to_segments(frames.activity(), [f"spk{c}" for c in range(k)], frames.confidence)

@@ -96,6 +96,10 @@ class HybridParams:
                                         # 16.4 / 18.5 / 12.0 %, twice the CAM++ time)
     fill_pause_s: float = 0.15        # pauses shorter than this inside speech are filled
     min_speech_s: float = 0.2         # speech islands shorter than this are dropped
+    prints: str = "ge2e"              # voice prints that name clusters by enrolment: "ge2e" (GE2E
+                                      # prints of each cluster's labelled speech and of the clips,
+                                      # as the embedded backend) or "campplus" (with voice
+                                      # "campplus": the clusters' CAM++ centroids, CAM++ clip prints)
 
     def to_dict(self) -> dict:
         return asdict(self)

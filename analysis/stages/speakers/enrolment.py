@@ -16,9 +16,10 @@ from analysis.stages.speakers.diarization import DiarizationParams, FrameDiariza
 
 def voice_print(y: np.ndarray, sr: int, *, params: DiarizationParams = DiarizationParams()) -> np.ndarray | None:
     """Voice print of mono ``y`` at ``sr`` Hz: unit vector of shape (256,), None without speech
-    (with ``params.backend == "segmentation3"``: a CAM++ print, shape (192,), to match that
-    backend's cluster centroids)."""
-    if params.backend == "segmentation3":
+    (with ``params.backend == "segmentation3"``, or ``"hybrid"`` with CAM++ prints: a CAM++
+    print, shape (192,), to match that backend's cluster centroids)."""
+    if params.backend == "segmentation3" or (params.backend == "hybrid" and params.hybrid.voice == "campplus"
+                                             and params.hybrid.prints == "campplus"):
         from analysis.stages.speakers import segmentation3
 
         return segmentation3.voice_print(y, sr, vad_params=params)

@@ -93,7 +93,8 @@ def _campplus_voices(y: np.ndarray, sr: int, mask: np.ndarray, chunks: list[tupl
 def diarize_frames(y: np.ndarray, sr: int, *, n_speakers: int | None,
                    params: DiarizationParams = DiarizationParams()) -> FrameDiarization:
     """Frame-level diarization (10 ms frames) of ``y`` (``sr`` Hz) by the hybrid backend, with
-    ``params.hybrid`` (:class:`~analysis.stages.speakers.diarization.HybridParams`) and the embedded backend's other ``params``."""
+    ``params.hybrid`` (:class:`~analysis.stages.speakers.diarization.HybridParams`) and the
+    embedded backend's other ``params``."""
     hybrid = params.hybrid
     silero = speech_mask(y, sr, params=params)
     n = len(silero)
@@ -129,8 +130,8 @@ def diarize_frames(y: np.ndarray, sr: int, *, n_speakers: int | None,
         others[np.flatnonzero(speaking), labels[speaking]] = -np.inf
         overlapped = (count >= hybrid.overlap_count) & speaking & np.isfinite(others.max(1))
         second[overlapped] = others[overlapped].argmax(1)
-    if hybrid.voice == "campplus":
-        centroids = None  # enrolment prints are GE2E: it computes GE2E cluster prints from the labels
+    if hybrid.voice == "campplus" and hybrid.prints != "campplus":
+        centroids = None  # enrolment then computes GE2E cluster prints from the labels
     frames = FrameDiarization(labels=labels, scores=scores, confidence=margin, speech=mask, centroids=centroids,
                               second=second, overlap_note=f"overlaps from pyannote/segmentation-3.0 speaker count: "
                                                           f"{(second >= 0).sum() * FRAME_S:.1f} s",
