@@ -148,19 +148,39 @@ def test_backends_choose_the_hybrid_and_name_its_models():
     assert params.to_dict()["hybrid"]["campplus_hop_s"] == 0.5  # recorded with the run
 
 
+# the hybrid's DER on the pair and the mixture (python -m benchmarks.diarization --backend hybrid,
+# parameters as chosen once for all 13 files) plus a margin: measured dev00 12.4 %, dev01 18.3 %,
+# mixture 11.9 % (embedded backend 15.2 / 21.6 / 14.9 %)
+HYBRID_FLOORS = [("ami-pair", "dev00", 2, 0.14), ("ami-pair", "dev01", 2, 0.20), ("ami-group", "mixture", 4, 0.135)]
+
+
 @pytest.mark.slow
-def test_hybrid_der_floor_on_the_two_person_pair():
-    """The hybrid (segmentation-3.0 speaker count, CAM++ voices in the embedded scoring) on
-    dev00, parameters as chosen once for all 13 files; frames keep overlaps, and no CAM++
-    centroids (enrolment prints are GE2E: it computes GE2E prints from the labels)."""
+@pytest.mark.parametrize("folder, uri, n, floor", HYBRID_FLOORS, ids=[u for _, u, _, _ in HYBRID_FLOORS])
+def test_hybrid_der_floors_on_the_pair_and_the_mixture(folder, uri, n, floor):
+    """The hybrid (segmentation-3.0 speaker count, CAM++ voices in the embedded scoring), default
+    parameters; frames keep overlaps, and no CAM++ centroids (enrolment prints are GE2E by
+    default: it computes GE2E prints from the labels)."""
     from analysis.core.frames import activity_to_segments
     from analysis.stages.speakers import hybrid
+    from analysis.stages.speakers.diarization import DiarizationParams
 
-    ref = read_rttm(DATA / "ami-pair" / "reference.rttm")
-    ref = ref[ref.uri == "dev00"]
-    y, sr = read_wav(DATA / "ami-pair" / "dev00.wav")
-    frames = hybrid.diarize_frames(y, sr, n_speakers=2)
+    ref = read_rttm(DATA / folder / ("reference.rttm" if folder == "ami-pair" else f"{uri}.rttm"))
+    ref = ref[ref.uri == uri] if folder == "ami-pair" else ref
+    y, sr = read_wav(DATA / folder / f"{uri}.wav")
+    frames = hybrid.diarize_frames(y, sr, n_speakers=n, params=DiarizationParams(backend="hybrid"))
     assert frames.centroids is None and "segmentation-3.0" in frames.overlap_note
     hyp = activity_to_segments(frames.activity(), [f"spk{c}" for c in range(frames.scores.shape[1])])
     score = der(ref, hyp, start_s=0.0, end_s=len(y) / sr)
-    assert score["der"] <= 0.18, score  # measured 16.4 % (embedded backend 15.2 %)
+    assert score["der"] <= floor, score
+
+
+def test_a_counted_pause_between_one_speakers_stretches_is_their_turn():
+    from analysis.stages.speakers.hybrid import _fill_counted_pauses
+
+    labels = np.array([0, 0, -1, -1, 0, -1, -1, 1, -1, -1, -1, 1, -1, -1, 1])
+    counted = np.ones(len(labels), bool)
+    counted[13] = False
+    filled = _fill_counted_pauses(labels, counted, longest=3)
+    # filled: 0's 2-frame pause; kept: a pause between two people, a 3-frame pause at the limit is
+    # filled, one the count does not hold all through is not
+    assert filled.tolist() == [0, 0, 0, 0, 0, -1, -1, 1, 1, 1, 1, 1, -1, -1, 1]

@@ -56,6 +56,18 @@ def _clean(mask: np.ndarray, *, fill: int, least: int) -> np.ndarray:
     return out
 
 
+def _fill_counted_pauses(labels: np.ndarray, counted: np.ndarray, longest: int) -> np.ndarray:
+    """``labels`` (-1 silence) with each pause of at most ``longest`` frames between two stretches
+    of the same speaker given to that speaker where ``counted`` (speech by the speaker count) holds
+    all through the pause."""
+    out = labels.copy()
+    silent = np.flatnonzero(np.diff(np.r_[0, (labels < 0).astype(int), 0]))
+    for a, b in zip(silent[::2], silent[1::2]):
+        if 0 < a and b < len(labels) and b - a <= longest and labels[a - 1] == labels[b] and counted[a:b].all():
+            out[a:b] = labels[b]
+    return out
+
+
 def _campplus_voices(y: np.ndarray, sr: int, mask: np.ndarray, chunks: list[tuple[int, int]],
                      params: DiarizationParams, hop_s: float | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """CAM++ unit embeddings of each chunk's speech frames (n_chunks, 192) and of the sliding
@@ -123,6 +135,9 @@ def diarize_frames(y: np.ndarray, sr: int, *, n_speakers: int | None,
         def score():
             return speaker_scores(y, sr, mel, mask, chunks, chunk_labels, chunk_emb, params=params)
     labels, scores, filled, margin, centroids = label_frames(mask, chunks, chunk_labels, k, params, score)
+    if hybrid.counted_pause_s > 0:
+        labels = _fill_counted_pauses(labels, seg_speech, int(round(hybrid.counted_pause_s / FRAME_S)))
+        mask = mask | (labels >= 0)
     second = np.full(n, -1)
     if hybrid.overlap and k > 1:
         others = filled.copy()
