@@ -609,6 +609,15 @@ def cores_for_faces(session: Session, params: Params, planned: list[Planned]) ->
     return min(len(stretches), os.cpu_count() or 1)
 
 
+def session_params(session: Session, params: Params) -> Params:
+    """``params`` with what was said of this session at import: its screen layout (a room, a
+    video call's gallery), unless the parameters name one themselves."""
+    layout = session.manifest.get("layout", "auto")
+    if layout != "auto" and params.faces.layout == "auto":
+        params = dataclasses.replace(params, faces=dataclasses.replace(params.faces, layout=layout))
+    return params
+
+
 def analyze(store: Store, session_id: str, *, params: Params | None = None, hook: ProgressHook = no_progress,
             force: bool = False) -> list[dict]:
     """Run every stage of ``session_id``; returns the run records (``status`` is ``ran`` or
@@ -624,6 +633,7 @@ def analyze(store: Store, session_id: str, *, params: Params | None = None, hook
     gives ``seconds`` of its ``run`` and ``early_seconds`` of background early work."""
     params = params or Params.from_environment()
     session = Session(store, session_id)
+    params = session_params(session, params)
     planned = plan(session, params, force=force)
     in_background = cores_for_faces(session, params, planned) < (os.cpu_count() or 1)
     records = []

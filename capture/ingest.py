@@ -92,8 +92,12 @@ def parse_track(spec: str | tuple) -> tuple[str | None, Path]:
     return None, Path(spec)
 
 
+LAYOUTS = ("auto", "seats", "tiles")   # how people appear on screen: found from faces, in a room, a call's gallery
+
+
 def import_media(store: Store, media: Path | str | None, participants: str | list[dict], *,
-                 tracks: list | None = None, consent: dict | None = None, case_id: str | None = None) -> str:
+                 tracks: list | None = None, consent: dict | None = None, case_id: str | None = None,
+                 layout: str = "auto") -> str:
     """Create a session from ``media`` (a video or audio file) and/or ``tracks`` (one audio file
     per microphone or per call participant, ``"Name=path"`` or ``(name, path)`` or a bare path)
     and return its id. Every file is probed (limits checked) before anything is decoded; a
@@ -102,7 +106,11 @@ def import_media(store: Store, media: Path | str | None, participants: str | lis
     With tracks, each becomes ``media/track<N>.wav`` (16 kHz mono, placed on session time by
     its stream start time, padded or cut to the session's duration) and ``media/audio.wav`` is
     their mix. ``consent``: see :func:`consent_records`. ``case_id``: the couple or group the
-    session belongs to (:mod:`capture.store.cases`)."""
+    session belongs to (:mod:`capture.store.cases`). ``layout``: how the people appear on screen
+    (:data:`LAYOUTS`: seated left to right in a room, tiles of a video call's gallery row by
+    row, or "auto", found from the faces), kept in the manifest for the faces stage."""
+    if layout not in LAYOUTS:
+        raise PlaybackError(f"Choose the screen layout from {', '.join(LAYOUTS)} (got {layout!r}).")
     people = parse_participants(participants) if isinstance(participants, str) else participants
     parsed = [parse_track(t) for t in (tracks or [])]
     if media is None and not parsed:
@@ -198,6 +206,7 @@ def import_media(store: Store, media: Path | str | None, participants: str | lis
             "participants": people,
             "duration_s": duration_s,
             "time_origin_s": origin_s,
+            "layout": layout,
             "media": {
                 "original": original,
                 "audio": "media/audio.wav" if audio is not None else None,

@@ -281,3 +281,23 @@ def test_signature_is_the_same_for_a_moved_and_scaled_face():
     landmarks = np.random.default_rng(0).uniform(0.3, 0.6, (478, 3))
     moved = landmarks * 0.5 + np.array([0.2, 0.1, 0.0])
     assert np.allclose(face_tracks.signature(landmarks, 640, 360), face_tracks.signature(moved, 640, 360), atol=1e-5)
+
+
+def test_the_screen_layout_is_said_at_import_and_used_by_the_faces_stage(store):
+    """A video call's gallery said at import (``playback import --layout tiles``) reaches the faces
+    stage's parameters, unless they name a layout themselves; an unknown layout is refused."""
+    import dataclasses
+
+    from analysis.pipeline import Params, Session, session_params
+    from capture.errors import PlaybackError
+    from capture.ingest import import_media
+
+    wav = shared("data/ami-pair/dev00.wav")
+    call = import_media(store, wav, "Alex,Sam", layout="tiles")
+    room = import_media(store, wav, "Alex,Sam")
+    assert session_params(Session(store, call), Params()).faces.layout == "tiles"
+    assert session_params(Session(store, room), Params()).faces.layout == "auto"
+    seats = dataclasses.replace(Params(), faces=FaceParams(layout="seats"))
+    assert session_params(Session(store, call), seats).faces.layout == "seats"
+    with pytest.raises(PlaybackError, match="screen layout"):
+        import_media(store, wav, "Alex,Sam", layout="grid")

@@ -35,6 +35,7 @@ from capture.consent import (
 )
 from capture.errors import ConsentError, PlaybackError
 from capture.ingest import (
+    LAYOUTS,
     SAMPLE_VIDEO,
     consent_records,
     import_media,
@@ -77,6 +78,9 @@ def add_import_arguments(p: argparse.ArgumentParser) -> None:
                    help='names, left to right on screen; a role after a colon: "Alex,Sam,Dr Lee:therapist"'
                         " (default with --case: the case's people)")
     p.add_argument("--case", default=None, metavar="CASE_ID", help="the couple or group it belongs to (playback cases)")
+    p.add_argument("--layout", choices=LAYOUTS, default="auto",
+                   help="how people appear: seated left to right in a room (seats), a video call's gallery "
+                        "(tiles, row by row), or found from the faces (auto)")
     p.add_argument("--track", action="append", default=[], metavar="[NAME=]FILE",
                    help="a separate audio file per participant or microphone (repeat); makes a multi-track session")
     p.add_argument("--consent", action="append", default=[], metavar="NAME=SCOPES",
@@ -97,7 +101,8 @@ def participants_text(args, store) -> str:
 def cmd_import(args, store) -> int:
     people = parse_participants(participants_text(args, store))
     consent = consent_from_args(args, people)
-    session_id = import_media(store, args.media, people, tracks=args.track, consent=consent, case_id=args.case)
+    session_id = import_media(store, args.media, people, tracks=args.track, consent=consent, case_id=args.case,
+                              layout=args.layout)
     what = args.media.name if args.media else f"{len(args.track)} tracks"
     if consent is None:
         records = (read_consent(store, session_id) or {}).values()

@@ -17,7 +17,7 @@ from analysis.review import format_clock
 from analysis.dashboard.memo import remembered
 from analysis.trends import MEASURES, case_trends, session_measures
 from capture.errors import PlaybackError
-from capture.ingest import import_media
+from capture.ingest import LAYOUTS, import_media
 from capture.store import Case, SessionRow, Store
 
 PROGRESS_EVERY_S = 2.0
@@ -84,6 +84,9 @@ def import_form(store: Store, cases: list[Case]) -> None:
                                    key=f"import_case-{n}")
             people = st.text_input("People, left to right on screen (empty: the case's people)",
                                    key=f"import_people-{n}")
+            layout = st.selectbox("How they appear", LAYOUTS, key=f"import_layout-{n}",
+                                  format_func={"auto": "Found from the faces", "seats": "Seated in a room, left to right",
+                                               "tiles": "A video call's gallery, row by row"}.get)
             attested = st.checkbox("Everyone in the recording agreed to it being recorded and analysed",
                                    key=f"import_ok-{n}")
             if not st.form_submit_button("Import"):
@@ -97,7 +100,8 @@ def import_form(store: Store, cases: list[Case]) -> None:
                 if not participants:
                     raise PlaybackError("Say who is in the recording (left to right), or choose a case.")
                 with st.spinner("Importing (checking, converting and encrypting the file)…"):
-                    session_id = import_media(store, Path(path.strip()).expanduser(), participants, case_id=case_id)
+                    session_id = import_media(store, Path(path.strip()).expanduser(), participants, case_id=case_id,
+                                              layout=layout)
             except PlaybackError as exc:
                 st.error(str(exc))
                 return
