@@ -13,6 +13,8 @@ backend's voice scoring says *who*.
    ``voice="campplus"``) or GE2E (``"ge2e"``, the embedded backend's own).
 3. **Overlap**: where segmentation-3.0's mean count reaches ``overlap_count``, the second-best
    cluster also speaks (instead of the 2021 overlap model the embedded backend uses).
+4. **Pauses inside a turn** (off by default, ``counted_pause_s``): a pause between two
+   stretches of one speaker is theirs where segmentation-3.0 counts speech all through it.
 
 Segmentation-3.0's window-local speakers are never matched across windows, so its habit of
 merging two people of a 10 s window into one local speaker (the two-person AMI pair) cannot
