@@ -380,11 +380,13 @@ def run_expressions(s: Session, p: Params, hook: ProgressHook) -> StageResult:
     face_frames = s.table("derived/faces.parquet")
     speech = s.table("derived/speakers.parquet")
     known = speech.participant_id.isin(s.participant_ids)         # unattributed speech is nobody's turn,
+    by_person = expressions.signals_by_person(face_frames, p.expressions)   # computed once for both tables
     events = expressions.expression_events(face_frames, params=p.expressions, speech=speech[known],
-                                           unattributed=speech[~known])  # but no one is silent during it
+                                           unattributed=speech[~known],  # but no one is silent during it
+                                           by_person=by_person)
     hook("expressions", completed=1, total=1)
-    return StageResult({"expressions.parquet": events,
-                        "expression_signals.parquet": expressions.expression_signals(face_frames, p.expressions)}, {})
+    signals = expressions.expression_signals(face_frames, p.expressions, by_person=by_person)
+    return StageResult({"expressions.parquet": events, "expression_signals.parquet": signals}, {})
 
 
 def _tone_events(s: Session, p: Params) -> pd.DataFrame:

@@ -258,13 +258,21 @@ def person_signals(frames: pd.DataFrame, params: ExpressionParams = ExpressionPa
     return out
 
 
-def expression_signals(faces: pd.DataFrame, params: ExpressionParams = ExpressionParams()) -> pd.DataFrame:
+def signals_by_person(faces: pd.DataFrame, params: ExpressionParams = ExpressionParams()) -> dict[str, pd.DataFrame]:
+    """:func:`person_signals` of each participant of the faces table (id -> frame), computed once
+    for both :func:`expression_signals` and :func:`expression_events`."""
+    return {pid: person_signals(f, params) for pid, f in faces.groupby("participant_id", sort=False)}
+
+
+def expression_signals(faces: pd.DataFrame, params: ExpressionParams = ExpressionParams(), *,
+                       by_person: dict[str, pd.DataFrame] | None = None) -> pd.DataFrame:
     """Every person's signals over time: ``participant_id, t_s`` and :data:`SIGNALS` (0-1, NaN
-    where no face was found)."""
+    where no face was found); ``by_person``: :func:`signals_by_person` if already computed."""
     columns = ["participant_id", "t_s", *SIGNALS]
     if faces.empty:
         return pd.DataFrame(columns=columns)
-    parts = [person_signals(f, params).assign(participant_id=pid) for pid, f in faces.groupby("participant_id", sort=False)]
+    by_person = signals_by_person(faces, params) if by_person is None else by_person
+    parts = [sig.assign(participant_id=pid) for pid, sig in by_person.items()]
     return pd.concat(parts, ignore_index=True)[columns]
 
 
@@ -361,16 +369,17 @@ def candidate_moments(events: pd.DataFrame, signals: pd.DataFrame, speech: pd.Da
 
 
 def expression_events(faces: pd.DataFrame, *, params: ExpressionParams = ExpressionParams(),
-                      speech: pd.DataFrame | None = None, unattributed: pd.DataFrame | None = None) -> pd.DataFrame:
+                      speech: pd.DataFrame | None = None, unattributed: pd.DataFrame | None = None,
+                      by_person: dict[str, pd.DataFrame] | None = None) -> pd.DataFrame:
     """Events (:data:`COLUMNS`): each signal's runs (kind ``expression``, ``label`` the signal,
     ``value`` its peak score 0-1, ``confidence`` face share times margin) and, with ``speech``
     (``start_s, end_s, participant_id``), the candidate moments (kind ``face_moment``, ``label``
     one of :data:`MOMENTS`, ``target_participant_id`` the partner, ``gap_s`` the seconds from the
     partner's turn end to an eye-roll); ``unattributed``: speech of no one in particular
-    (:func:`candidate_moments`)."""
+    (:func:`candidate_moments`); ``by_person``: :func:`signals_by_person` if already computed."""
     if faces.empty or not faces.detected.any():
         return pd.DataFrame(columns=COLUMNS)
-    full = {pid: person_signals(f, params) for pid, f in faces.groupby("participant_id", sort=False)}
+    full = signals_by_person(faces, params) if by_person is None else by_person
     rows = [r for pid, sig in full.items() for r in _person_events(pid, sig, params)]
     events = pd.DataFrame(rows, columns=COLUMNS)
     if speech is not None and len(speech):
