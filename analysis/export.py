@@ -35,7 +35,7 @@ def speakers_rttm(store: Store, session_id: str) -> str:
 
 def events_csv(store: Store, session_id: str) -> str:
     """CSV text of the events table with participant names beside their ids."""
-    events, _ = store.read_table(session_id, "derived/events.parquet", ["event_id", "start_s", "kind", "explanation"])
+    events = ev.read(store, session_id)
     names = _names(store, session_id)
     events = events.assign(
         participant_name=events.participant_id.map(names),

