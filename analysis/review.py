@@ -60,8 +60,6 @@ class Review:
     face_coverage: dict           # name -> share of sampled frames with that face found
     # tone.AROUSAL_COLUMNS + name: each person's vocal arousal over time
     arousal: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=tone.AROUSAL_COLUMNS + ["name"]))
-    # BOX_COLUMNS: where each person's face was found in the video (face_boxes)
-    boxes: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=BOX_COLUMNS))
 
     @property
     def names(self) -> dict[str, str]:
@@ -132,13 +130,22 @@ def load_review(store: Store, session_id: str) -> Review:
     matrix.index = matrix.index.map(lambda pid: names.get(pid, pid))
     matrix.columns = [names.get(c, c) for c in matrix.columns]
     speakers_run = store.read_json(session_id, run_json_path("speakers"))
-    faces, _ = store.read_table(session_id, "derived/faces.parquet",
-                                columns=["participant_id", "t_s", "detected", "face_x", "face_y", "face_w"])
-    coverage = ({names.get(pid, pid): float(f.detected.mean()) for pid, f in faces.groupby("participant_id")}
+    faces, _ = store.read_table(session_id, "derived/faces.parquet", columns=["participant_id", "detected"])
+    coverage = ({names.get(pid, pid): float(detected.mean()) for pid, detected in faces.groupby("participant_id").detected}
                 if len(faces) else {})
     return Review(session_id, manifest, True, events, participants, matrix, recorded_thresholds(store, session_id),
-                  speakers_run.get("backend", ""), coverage, vocal_arousal(store, session_id, names),
-                  face_boxes(faces))
+                  speakers_run.get("backend", ""), coverage, vocal_arousal(store, session_id, names))
+
+
+def load_face_boxes(store: Store, session_id: str) -> pd.DataFrame:
+    """Where each person's face was found in the session's video (:func:`face_boxes`, BOX_COLUMNS);
+    read only when the player's overlay is switched on (a 50-minute faces table is a few tenths
+    of a second to decode)."""
+    if not store.exists(session_id, "derived/faces.parquet"):
+        return pd.DataFrame(columns=BOX_COLUMNS)
+    faces, _ = store.read_table(session_id, "derived/faces.parquet",
+                                columns=["participant_id", "t_s", "detected", "face_x", "face_y", "face_w"])
+    return face_boxes(faces)
 
 
 def vocal_arousal(store: Store, session_id: str, names: dict[str, str]) -> pd.DataFrame:

@@ -36,6 +36,9 @@ def test_session_page_shows_video_timeline_moments_and_metrics(app):
 @pytest.mark.slow
 def test_every_threshold_is_listed_with_its_meaning(app):
     at, _ = app
+    assert not any("recorded as" in t.value for t in at.table)       # drawn only when opened
+    at.session_state["thresholds_panel"] = True                      # the therapist opens the panel
+    at.run()
     thresholds = {name: row for t in at.table if "recorded as" in t.value
                   for name, row in zip(t.value["recorded as"], t.value.itertuples())}
     assert {"dynamics.turn_gap_s", "diarization.edge_extend_db", "diarization.edge_extend_s",
@@ -142,6 +145,9 @@ def test_therapist_confirms_dismisses_and_notes_moments(app, sample_session):
     assert any("✓ confirmed" in m.value for m in at.markdown)
     at.toggle(key="show_dismissed").set_value(True).run()
     assert second in {moment_of_jump_key(b.key) for b in at.button if b.key and b.key.startswith("jump-")}
+    assert not at.text_area                                          # note boxes are built when opened
+    at.session_state[f"note-box-{first}"] = True                     # the therapist opens "Note"
+    at.run()
     at.text_area(key=f"note-{first}").input("Ask Alex how this felt.").run()
     at.button(key=f"save-note-{first}").click().run()
     assert load_decisions(store, session_id)[first]["note"] == "Ask Alex how this felt."
@@ -238,6 +244,7 @@ def test_therapist_adds_a_missed_moment_and_sees_agreement(app, sample_session):
 
     at, session_id = app
     store = sample_session[0]
+    at.session_state["agreement_panel"] = True                       # the agreement panel open
     at.text_input(key="add_start").input("0:12")
     at.text_input(key="add_end").input("15")
     at.selectbox(key="add_kind").set_value("interruption")
@@ -271,6 +278,8 @@ def test_walkthrough_shows_picked_moments_without_notes_or_vetoed_ones(app, samp
     ids = [moment_of_jump_key(b.key) for b in at.button if b.key and b.key.startswith("jump-")][:3]
     for moment_id in ids:
         at.checkbox(key=f"pick-{moment_id}").check().run()
+    at.session_state[f"note-box-{ids[1]}"] = True
+    at.run()
     at.text_area(key=f"note-{ids[1]}").input("Private: ask about the weekend.").run()
     at.button(key=f"save-note-{ids[1]}").click().run()
     at.button(key=f"dismissed-{ids[2]}").click().run()

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from analysis.core import events as ev
+from analysis.dashboard.sessions import trend_chart
 from analysis.jobs import job_status
 from analysis.trends import case_trends, session_measures
 from capture.ingest import import_media
@@ -62,6 +63,10 @@ def test_trends_per_person_across_sessions(store, tmp_path):
     assert value[2, "Sam", "longest_turn_s"] == 20.0
     assert list(trends.session_id.unique()) == [first, second]
     assert session_measures(store, import_media(store, media, "Kim")).empty   # not analysed
+    # the page sends charts unchecked (draw_chart); every trend plot must pass Altair's schema check
+    for measure in trends.measure.unique():
+        chart = trend_chart(trends[trends.measure == measure])
+        assert chart is None or chart.to_dict(validate=True)["mark"]["type"] == "line"
 
 
 @pytest.mark.slow

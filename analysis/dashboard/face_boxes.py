@@ -9,9 +9,12 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pandas as pd
 import streamlit as st
 
-from analysis.review import BOX_RATE_HZ, Review
+from analysis.dashboard.memo import remembered
+from analysis.review import BOX_RATE_HZ, Review, load_face_boxes
+from capture.store import Store
 
 BLOCK_S = 600.0          # boxes are sent for the 10-minute block around the video's position (s)
 MAX_BOXES = 4000         # at most this many boxes in one block, over all people
@@ -92,13 +95,13 @@ window.__playbackFaceBoxes = %s;
 """
 
 
-def overlay_data(review: Review, position_s: float, src: str) -> dict:
-    """The boxes of the 10-minute block around ``position_s`` (s, with 30 s either side) as the
-    page's script reads them, for the video playing ``src`` only: per person ``name, colour``
-    and arrays ``t`` (s), ``x, y, w`` (shares of the frame), thinned evenly to :data:`MAX_BOXES`
-    in all."""
+def overlay_data(review: Review, boxes: pd.DataFrame, position_s: float, src: str) -> dict:
+    """The ``boxes`` (:func:`analysis.review.face_boxes`) of the 10-minute block around
+    ``position_s`` (s, with 30 s either side) as the page's script reads them, for the video
+    playing ``src`` only: per person ``name, colour`` and arrays ``t`` (s), ``x, y, w`` (shares of
+    the frame), thinned evenly to :data:`MAX_BOXES` in all."""
     start = np.floor(position_s / BLOCK_S) * BLOCK_S - 30.0
-    boxes = review.boxes[(review.boxes.t_s >= start) & (review.boxes.t_s <= start + BLOCK_S + 60.0)]
+    boxes = boxes[(boxes.t_s >= start) & (boxes.t_s <= start + BLOCK_S + 60.0)]
     step = max(1, int(np.ceil(len(boxes) / MAX_BOXES)))
     colours = {pid: DARK2[i % len(DARK2)] for i, pid in enumerate(review.names)}
     people = []
@@ -117,14 +120,18 @@ def forget_in_browser() -> None:
     st.html("<script>window.__playbackFaceBoxes = null;</script>", unsafe_allow_javascript=True)
 
 
-def face_box_toggle(review: Review, position_s: float, src: str) -> None:
-    """"Show face boxes" under the player of ``src`` (its URL); on: the overlay with the boxes
-    around ``position_s``."""
-    if not review.has_video or review.boxes.empty:
+def face_box_toggle(store: Store, review: Review, position_s: float, src: str) -> None:
+    """"Show face boxes" under the player of ``src`` (its URL) when a face was found; on: the
+    overlay with the boxes around ``position_s`` (the boxes are read then, not before)."""
+    if not review.has_video or not any(review.face_coverage.values()):
         return
     shown = st.toggle("Show face boxes", key="show_face_boxes",
                       help="A box and the name on each face the analysis found: who it took for whom")
-    data = overlay_data(review, position_s, src) if shown else None
+    data = None
+    if shown:
+        boxes = remembered(store, review.session_id, "face_boxes", ["derived/faces.parquet"],
+                           lambda: load_face_boxes(store, review.session_id))
+        data = overlay_data(review, boxes, position_s, src)
     st.html(overlay_html(data), unsafe_allow_javascript=True)
 
 

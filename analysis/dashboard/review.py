@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from analysis.dashboard.charts import LABEL_PX, clock_axis
+from analysis.dashboard.charts import LABEL_PX, clock_axis, draw_chart
 from analysis.dashboard.expressions_lane import expression_lanes_panel
 from analysis.dashboard.face_boxes import face_box_toggle
 from analysis.dashboard.media_server import media_url
@@ -59,7 +59,8 @@ def timeline_section(review: Review, position_s: float) -> tuple[float, float]:
     sid, duration = review.session_id, float(review.manifest["duration_s"])
     names = list(review.names.values())
     rows = timeline_rows(review)
-    present = [layer for layer in LAYER_COLOURS if layer in set(rows.layer)]
+    drawn = set(rows.layer.unique())
+    present = [layer for layer in LAYER_COLOURS if layer in drawn]
     who_col, what_col, width_col, start_col = st.columns([3, 3, 2, 4], vertical_alignment="bottom")
     people = who_col.multiselect("People", names, default=names, key=f"timeline_people-{sid}")
     layers = what_col.multiselect("Show", present, default=present, key=f"timeline_kinds-{sid}")
@@ -77,13 +78,13 @@ def timeline_section(review: Review, position_s: float) -> tuple[float, float]:
         overview = overview_chart(review, rows, position_s, window, people, layers)
         st.caption("The whole session: how much each person spoke (darker: more), a tick per moment, the "
                    "window shown below (shaded) and the video position (dashed).")
-        picked = st.altair_chart(overview, width="stretch", height=int(overview.height) + 45, on_select="rerun",
+        picked = draw_chart(overview, width="stretch", height=int(overview.height) + 45, on_select="rerun",
                                  key=f"overview-{sid}")
         for selection in ("overview", "overview_mark"):
             seek_to_clicked_bar(picked, selection=selection, seen=f"{selection}_seen")
     st.markdown(layer_legend([layer for layer in present if layer in layers]), unsafe_allow_html=True)
     chart = timeline_chart(review, position_s, window, people, layers, rows=rows)
-    clicked = st.altair_chart(chart, width="stretch", height=int(chart.height) + 90, on_select="rerun",
+    clicked = draw_chart(chart, width="stretch", height=int(chart.height) + 90, on_select="rerun",
                               key=f"timeline-{sid}")
     seek_to_clicked_bar(clicked)
     st.caption("Click a bar to play from there." + (" Click the whole-session strip above to move the window "
@@ -127,7 +128,8 @@ def timeline_lanes(review: Review, rows: pd.DataFrame, people: list[str], layers
     """The detail's rows, ``"name · group"``: the chosen people (in manifest order, then
     "everyone" when some bars belong to no one) times the groups that one of the chosen kinds
     drawn somewhere in the session falls in."""
-    groups = [g for g in TIMELINE_GROUPS if any(LAYER_GROUP[layer] == g for layer in layers if layer in set(rows.layer))]
+    drawn = set(rows.layer.unique())
+    groups = [g for g in TIMELINE_GROUPS if any(LAYER_GROUP[layer] == g for layer in layers if layer in drawn)]
     lanes = [n for n in review.names.values() if n in people] + (["everyone"] if (rows.lane == "everyone").any() else [])
     return [f"{lane} · {group}" for lane in lanes for group in groups]
 
@@ -163,22 +165,23 @@ def timeline_chart(review: Review, position_s: float, window: tuple[float, float
                             labelExpr=f"peek(split(datum.value, ' · ')) == '{first_group}' ? datum.value : "
                                       "peek(split(datum.value, ' · '))"))
     x = alt.X("start_s:Q", scale=alt.Scale(domain=list(window), nice=False), axis=clock_axis(window))
-    shown = [layer for layer in LAYER_COLOURS if layer in layers and layer in set(rows.layer)] or list(LAYER_COLOURS)
+    drawn = set(rows.layer.unique())
+    shown = [layer for layer in LAYER_COLOURS if layer in layers and layer in drawn] or list(LAYER_COLOURS)
     seek = alt.selection_point(name="seek", fields=["start_s"], on="click", clear=False)
     bars = alt.Chart(bars_data).mark_bar(height=14, cornerRadius=2, cursor="pointer", clip=True).add_params(seek).encode(
-        x=x, x2="end_s:Q", order=alt.Order("draw:Q"), y=y,
+        x=x, x2=alt.X2("end_s"), order=alt.Order("draw:Q"), y=y,
         color=alt.Color("layer:N", title=None, legend=None,            # the page writes the legend above
                         scale=alt.Scale(domain=shown, range=[LAYER_COLOURS[s] for s in shown])),
-        tooltip=["lane:N", "layer:N", "label:N", alt.Tooltip("start_s:Q", title="from (s)", format=".1f"),
+        tooltip=[alt.Tooltip("lane:N"), alt.Tooltip("layer:N"), alt.Tooltip("label:N"), alt.Tooltip("start_s:Q", title="from (s)", format=".1f"),
                  alt.Tooltip("end_s:Q", title="to (s)", format=".1f"), "explanation:N"],
     )
     lanes = list(dict.fromkeys(r.rsplit(" · ", 1)[0] for r in row_order))
     shaded = [r for r in row_order if lanes.index(r.rsplit(" · ", 1)[0]) % 2 == 1]    # every other person
     bands = alt.Chart(pd.DataFrame({"row": shaded, "x0": window[0], "x1": window[1]})).mark_rect(
-        color="#f2f2f2").encode(x=alt.X("x0:Q", scale=alt.Scale(domain=list(window), nice=False)), x2="x1:Q", y=y)
+        color="#f2f2f2").encode(x=alt.X("x0:Q", scale=alt.Scale(domain=list(window), nice=False)), x2=alt.X2("x1"), y=y)
     cursor = alt.Chart(pd.DataFrame({"t": [position_s]})).mark_rule(color="black", strokeDash=[4, 3], clip=True).encode(
         x=alt.X("t:Q", scale=alt.Scale(domain=list(window), nice=False)))
-    return (bands + bars + cursor).properties(height=24 * max(len(row_order), 1))
+    return alt.layer(bands, bars, cursor, height=24 * max(len(row_order), 1))
 
 
 def overview_chart(review: Review, rows: pd.DataFrame, position_s: float, window: tuple[float, float],
@@ -197,26 +200,27 @@ def overview_chart(review: Review, rows: pd.DataFrame, position_s: float, window
               axis=alt.Axis(labelLimit=LABEL_PX, minExtent=LABEL_PX, labelFontSize=11, labelOverlap=False))
     pick = alt.selection_point(name="overview", fields=["start_s"], on="click", clear=False)
     speech = alt.Chart(density).mark_rect(cursor="pointer").add_params(pick).encode(
-        x=alt.X("start_s:Q", scale=x_scale, axis=clock_axis((0.0, duration), title=None)), x2="end_s:Q", y=y,
+        x=alt.X("start_s:Q", scale=x_scale, axis=clock_axis((0.0, duration), title=None)), x2=alt.X2("end_s"), y=y,
         color=alt.Color("speech:Q", title="share of the time speaking", legend=None,
                         scale=alt.Scale(domain=[0, 1], range=["#f7f9fb", "#2b6ca3"])),
-        tooltip=["lane:N", alt.Tooltip("start_s:Q", title="from (s)", format=".1f"),
+        tooltip=[alt.Tooltip("lane:N"), alt.Tooltip("start_s:Q", title="from (s)", format=".1f"),
                  alt.Tooltip("speech:Q", title="speaking", format=".0%")])
-    shown = [layer for layer in LAYER_COLOURS if layer in set(marks.layer)]
+    drawn = set(marks.layer.unique())
+    shown = [layer for layer in LAYER_COLOURS if layer in drawn]
     pick_mark = alt.selection_point(name="overview_mark", fields=["start_s"], on="click", clear=False)
     ticks = alt.Chart(marks).mark_tick(thickness=2, size=12, cursor="pointer").add_params(pick_mark).encode(
         x=alt.X("start_s:Q", scale=x_scale), y=y,
         color=alt.Color("layer:N", legend=None, scale=alt.Scale(domain=shown or ["-"],
                                                                 range=[LAYER_COLOURS[s] for s in shown] or ["#999"])),
-        tooltip=["lane:N", "layer:N", "label:N", alt.Tooltip("start_s:Q", title="at (s)", format=".1f")])
+        tooltip=[alt.Tooltip("lane:N"), alt.Tooltip("layer:N"), alt.Tooltip("label:N"), alt.Tooltip("start_s:Q", title="at (s)", format=".1f")])
     # the window: shaded under the rows (so clicks reach them), its edges drawn over them
     frame = alt.Chart(pd.DataFrame({"a": [window[0]], "b": [window[1]]})).mark_rect(
-        fill="#000000", fillOpacity=0.08).encode(x=alt.X("a:Q", scale=x_scale), x2="b:Q")
+        fill="#000000", fillOpacity=0.08).encode(x=alt.X("a:Q", scale=x_scale), x2=alt.X2("b"))
     edges = alt.Chart(pd.DataFrame({"t": list(window)})).mark_rule(color="black", strokeWidth=2).encode(
         x=alt.X("t:Q", scale=x_scale))
     cursor = alt.Chart(pd.DataFrame({"t": [position_s]})).mark_rule(color="black", strokeDash=[4, 3]).encode(
         x=alt.X("t:Q", scale=x_scale))
-    return (frame + speech + ticks + edges + cursor).properties(height=18 * max(len(lanes), 1))
+    return alt.layer(frame, speech, ticks, edges, cursor, height=18 * max(len(lanes), 1))
 
 
 def seek_to_clicked_bar(clicked, *, selection: str = "seek", seen: str = "seek_seen") -> None:
@@ -255,14 +259,14 @@ def arousal_chart(review: Review, position_s: float, window: tuple[float, float]
         x=x, y=alt.Y("arousal:Q", title="vocal arousal", axis=alt.Axis(minExtent=LABEL_PX - 30)),
         color=alt.Color("name:N", title=None, scale=person_colours(review),
                         legend=alt.Legend(orient="right", labelLimit=200)),   # a top legend squashes the plot
-        detail="piece:N",
-        tooltip=["name", alt.Tooltip("t_s:Q", title="time (s)", format=".0f"),
+        detail=alt.Detail("piece:N"),
+        tooltip=[alt.Tooltip("name"), alt.Tooltip("t_s:Q", title="time (s)", format=".0f"),
                  alt.Tooltip("loudness_delta_db:Q", title="louder than usual (dB)", format=".1f"),
                  alt.Tooltip("pitch_delta_st:Q", title="higher than usual (semitones)", format=".1f")])
-    raised = alt.Chart(pd.DataFrame({"y": [1.0]})).mark_rule(color="#b2182b", strokeDash=[2, 2]).encode(y="y:Q")
+    raised = alt.Chart(pd.DataFrame({"y": [1.0]})).mark_rule(color="#b2182b", strokeDash=[2, 2]).encode(y=alt.Y("y:Q"))
     cursor = alt.Chart(pd.DataFrame({"t": [position_s]})).mark_rule(color="black", strokeDash=[4, 3], clip=True).encode(
         x=alt.X("t:Q", scale=alt.Scale(domain=list(window), nice=False)))
-    return (lines + raised + cursor).properties(height=220)
+    return alt.layer(lines, raised, cursor, height=220)
 
 
 def moments_list(store: Store, review: Review) -> None:
@@ -330,11 +334,15 @@ def moments_list(store: Store, review: Review) -> None:
                              help=f"{verb} this moment (kept with your private notes)"):
                 save_decision(store, review.session_id, m.event_id, decision=choice)
                 st.rerun()
-        with note.popover("Note", help="A private note: never shown to clients"):
-            text = st.text_area("Your note", value=entry.get("note", ""), key=f"note-{m.event_id}")
-            if st.button("Save note", key=f"save-note-{m.event_id}"):
-                save_decision(store, review.session_id, m.event_id, note=text)
-                st.rerun()
+        # built only while open: 25 moments' note boxes would cost the page a few tenths of a second
+        popover = note.popover("Note", help="A private note: never shown to clients", key=f"note-box-{m.event_id}",
+                               on_change="rerun")
+        if popover.open:
+            with popover:
+                text = st.text_area("Your note", value=entry.get("note", ""), key=f"note-{m.event_id}")
+                if st.button("Save note", key=f"save-note-{m.event_id}"):
+                    save_decision(store, review.session_id, m.event_id, note=text)
+                    st.rerun()
 
 
 def moments_shown(moments: pd.DataFrame, kinds: list[str], people: list[str]) -> pd.DataFrame:
@@ -376,7 +384,11 @@ def add_moment_form(store: Store, review: Review) -> None:
 
 def agreement_panel(store: Store, review: Review) -> None:
     """How often the tool is right for this therapist, per kind: this session and all sessions."""
-    with st.expander("How often the tool is right for you (from your confirmations, dismissals and added moments)"):
+    panel = st.expander("How often the tool is right for you (from your confirmations, dismissals and added moments)",
+                        key="agreement_panel", on_change="rerun")
+    if not panel.open:         # reads every session's decisions: only when asked
+        return
+    with panel:
         this = session_agreement_inputs(store, review.session_id)
         every = [x for x in (remembered(store, r.session_id, "agreement_inputs", ["derived", NOTES_FILE],
                                         lambda sid=r.session_id: session_agreement_inputs(store, sid), keep=1000)
@@ -418,39 +430,40 @@ def metrics_panel(review: Review) -> None:
     with talk_col:
         st.markdown("**Share of the talking**")
         talk = talk_share_chart(review)
-        st.altair_chart(talk, width="stretch", height=int(talk.height) + 80)
+        draw_chart(talk, width="stretch", height=int(talk.height) + 80)
     with turns_col:
         st.markdown("**How long each person's turns were**")
         turns = turn_length_chart(review)
         if turns is None:
             st.caption("No speech turns.")
         else:
-            st.altair_chart(turns, width="stretch", height=int(turns.height) + 80)
+            draw_chart(turns, width="stretch", height=int(turns.height) + 80)
             st.caption("Box: the middle half of their turns, line inside: the typical turn; dot: the longest.")
     st.markdown("**Who interrupts whom** (row interrupts column)")
     if len(review.matrix) >= 3:
         heatmap = interruption_heatmap(review)
         left, _ = st.columns([3, 2])            # near-square cells for long names
-        left.altair_chart(heatmap, width="stretch", height=int(heatmap.height) + 130)
+        draw_chart(heatmap, left, width="stretch", height=int(heatmap.height) + 130)
         st.caption("Each square counts the times the person on the left began while the person above was "
                    "talking (every outcome).")
     else:                       # two people: two numbers, read at a glance in a table
         st.dataframe(review.matrix, width="stretch")
-    with st.expander("Every number per person"):
+    every_number = st.expander("Every number per person", key="every_number", on_change="rerun")
+    if every_number.open:
         table = people[["name", "talk_s", "talk_share", "floor_share", "turn_count", "mean_turn_s", "longest_turn_s",
                         "interruptions_made", "interruptions_received", "backchannels_given"]].rename(columns={
             "name": "person", "talk_s": "talk (s)", "talk_share": "talk share", "floor_share": "floor share",
             "turn_count": "turns", "mean_turn_s": "mean turn (s)", "longest_turn_s": "longest turn (s)",
             "interruptions_made": "interrupted others", "interruptions_received": "was interrupted",
             "backchannels_given": "backchannels"})
-        st.dataframe(table, hide_index=True, width="stretch",
-                     column_config={"talk share": st.column_config.NumberColumn(format="percent"),
-                                    "floor share": st.column_config.NumberColumn(format="percent"),
-                                    **{c: st.column_config.NumberColumn(format="%.1f")
-                                       for c in ("talk (s)", "mean turn (s)", "longest turn (s)")}})
+        every_number.dataframe(table, hide_index=True, width="stretch",
+                               column_config={"talk share": st.column_config.NumberColumn(format="percent"),
+                                              "floor share": st.column_config.NumberColumn(format="percent"),
+                                              **{c: st.column_config.NumberColumn(format="%.1f")
+                                                 for c in ("talk (s)", "mean turn (s)", "longest turn (s)")}})
         if len(review.matrix) >= 3:
-            st.markdown("Who interrupts whom (row interrupts column)")
-            st.dataframe(review.matrix, width="stretch")
+            every_number.markdown("Who interrupts whom (row interrupts column)")
+            every_number.dataframe(review.matrix, width="stretch")
     thresholds_panel(review)
     st.caption(f"Speaker turns: {review.speaker_backend}.")
 
@@ -466,10 +479,10 @@ def talk_share_chart(review: Review) -> alt.Chart:
         x=alt.X("talk_share:Q", title="share of the talking", axis=alt.Axis(format="%"),
                 scale=alt.Scale(domain=[0, max(0.5, float(np.nan_to_num(people.talk_share.max())) + 0.15)])),
         y=y, color=alt.Color("name:N", legend=None, scale=person_colours(review)),
-        tooltip=["name", alt.Tooltip("talk_share:Q", title="share", format=".0%"),
+        tooltip=[alt.Tooltip("name"), alt.Tooltip("talk_share:Q", title="share", format=".0%"),
                  alt.Tooltip("talk_s:Q", title="talk (s)", format=".0f")])
-    text = base.mark_text(align="left", dx=4, fontSize=12).encode(x="talk_share:Q", y=y, text="text:N")
-    return (bars + text).properties(height=30 * max(len(people), 1) + 10)
+    text = base.mark_text(align="left", dx=4, fontSize=12).encode(x=alt.X("talk_share:Q"), y=y, text=alt.Text("text:N"))
+    return alt.layer(bars, text, height=30 * max(len(people), 1) + 10)
 
 
 def turn_length_chart(review: Review) -> alt.LayerChart | None:
@@ -480,16 +493,16 @@ def turn_length_chart(review: Review) -> alt.LayerChart | None:
         return None
     y = alt.Y("name:N", title=None, sort=list(review.names.values()), axis=alt.Axis(labelLimit=200))
     colour = alt.Color("name:N", legend=None, scale=person_colours(review))
-    tooltip = ["name", "turns", alt.Tooltip("median_s:Q", title="typical turn (s)", format=".1f"),
+    tooltip = [alt.Tooltip("name"), alt.Tooltip("turns"), alt.Tooltip("median_s:Q", title="typical turn (s)", format=".1f"),
                alt.Tooltip("q1_s:Q", title="middle half from (s)", format=".1f"),
                alt.Tooltip("q3_s:Q", title="middle half to (s)", format=".1f"),
                alt.Tooltip("longest_s:Q", title="longest (s)", format=".1f")]
     base = alt.Chart(summary)
-    whisker = base.mark_rule(color="#555").encode(x=alt.X("low_s:Q", title="turn length (s)"), x2="high_s:Q", y=y)
-    box = base.mark_bar(height=16, opacity=0.8).encode(x="q1_s:Q", x2="q3_s:Q", y=y, color=colour, tooltip=tooltip)
-    median = base.mark_tick(color="white", thickness=2, size=16).encode(x="median_s:Q", y=y, tooltip=tooltip)
-    longest = base.mark_point(filled=True, size=40).encode(x="longest_s:Q", y=y, color=colour, tooltip=tooltip)
-    return (whisker + box + median + longest).properties(height=30 * len(summary) + 10)
+    whisker = base.mark_rule(color="#555").encode(x=alt.X("low_s:Q", title="turn length (s)"), x2=alt.X2("high_s"), y=y)
+    box = base.mark_bar(height=16, opacity=0.8).encode(x=alt.X("q1_s:Q"), x2=alt.X2("q3_s"), y=y, color=colour, tooltip=tooltip)
+    median = base.mark_tick(color="white", thickness=2, size=16).encode(x=alt.X("median_s:Q"), y=y, tooltip=tooltip)
+    longest = base.mark_point(filled=True, size=40).encode(x=alt.X("longest_s:Q"), y=y, color=colour, tooltip=tooltip)
+    return alt.layer(whisker, box, median, longest, height=30 * len(summary) + 10)
 
 
 def interruption_heatmap(review: Review) -> alt.LayerChart:
@@ -509,14 +522,18 @@ def interruption_heatmap(review: Review) -> alt.LayerChart:
         tooltip=[alt.Tooltip("interrupter:N", title="came in"), alt.Tooltip("interrupted:N", title="while talking"),
                  alt.Tooltip("count:Q", title="times")])
     text = alt.Chart(cells).mark_text(fontSize=13).encode(
-        x=x, y=y, text="count:Q",
+        x=x, y=y, text=alt.Text("count:Q"),
         color=alt.condition(alt.datum["count"] > top / 2, alt.value("white"), alt.value("black")))
-    return (self_cells + rect + text).properties(height=46 * len(names))
+    return alt.layer(self_cells, rect, text, height=46 * len(names))
 
 
 def thresholds_panel(review: Review) -> None:
     """Every setting that shaped the counts on this page, as this session's run recorded it."""
-    with st.expander("How these counts were made: every threshold, with its meaning"):
+    panel = st.expander("How these counts were made: every threshold, with its meaning", key="thresholds_panel",
+                        on_change="rerun")
+    if not panel.open:
+        return
+    with panel:
         st.caption("These are the settings the analysis used for this session. The counts depend on "
                    "them; a different setting can give a different count.")
         table = thresholds_table(review)
@@ -545,7 +562,7 @@ def player_and_moments(store: Store, review: Review) -> None:
         st.video(url, start_time=int(position))
         note_access(store, review.session_id, "play")
         st.caption(f"Playing from {position:.1f} s")
-        face_box_toggle(review, position, url)
+        face_box_toggle(store, review, position, url)
         if review.face_coverage:
             st.caption("Faces found in sampled frames: " + ", ".join(f"{n} {c:.0%}" for n, c in review.face_coverage.items()))
     with moments_col:
@@ -579,7 +596,7 @@ def session_page(store: Store, session_id: str) -> None:
     if arousal is None:
         st.caption("No one's voice could be measured alone long enough to draw it here.")
     else:
-        st.altair_chart(arousal, width="stretch", height=260)
+        draw_chart(arousal, width="stretch", height=260)
         st.caption("0 is the person's usual voice; the dashed line (1) is as loud and as high as a raised "
                    "voice. Gaps: too little of their voice alone there (not measured, not calm). Vocal "
                    "arousal is not an emotion: ask the person what it was.")

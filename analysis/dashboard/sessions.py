@@ -14,6 +14,7 @@ import streamlit as st
 from analysis.core import events as ev
 from analysis.jobs import DONE, FAILED, RUNNING, job_status, start_analysis
 from analysis.review import format_clock
+from analysis.dashboard.charts import draw_chart
 from analysis.dashboard.memo import remembered
 from analysis.trends import MEASURES, case_trends, session_measures
 from capture.errors import PlaybackError
@@ -199,7 +200,7 @@ def trends_panel(store: Store, case: Case) -> None:
             chart = trend_chart(trends[trends.measure == measure])
             if chart is not None:
                 columns[i % 2].markdown(f"**{title}**")
-                columns[i % 2].altair_chart(chart, width="stretch")
+                draw_chart(chart, columns[i % 2], width="stretch")
         st.caption("Each point is one session. A missing point means it was not measured for that person "
                    "(not present, or no consent to analyse their voice or face), not that it was zero.")
 
