@@ -96,6 +96,9 @@ def main() -> None:
         store = Store(Path(tmp) / "store", PASSPHRASE).unlock()
         sessions = {6: synthetic_store_session(store, Path(tmp), NAMES),
                     2: synthetic_store_session(store, Path(tmp), NAMES[:2])}
+        # the newest session is the one shown after unlock: a short third one, so that both
+        # measured sessions are opened for the first time in round 0
+        synthetic_store_session(store, Path(tmp), NAMES[:2], duration_s=120.0)
         env = {k: v for k, v in os.environ.items() if k != "PLAYBACK_PASSPHRASE"}
         results = {n: {"render": [], "moment": [], "bar": []} for n in sessions}
         with dashboard_server(store.root, env=env) as port, sync_playwright() as pw:
@@ -106,6 +109,8 @@ def main() -> None:
             page.get_by_role("button", name="Unlock").click()
             page.get_by_text("Who talked, who interrupted").wait_for(timeout=120_000)
             page.wait_for_function(IDLE, timeout=120_000)
+            page.wait_for_function(CHARTS_DRAWN % 4, timeout=60_000)   # the page after unlock has finished
+            page.wait_for_timeout(800)                                   # drawing before the clock starts
             # round 0: each session opened for the first time in this browser session (its tables
             # decrypted and decoded); later rounds re-open them (kept while their files are unchanged)
             for rnd in range(args.rounds + 1):

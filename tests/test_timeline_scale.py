@@ -13,6 +13,7 @@ import time
 import pandas as pd
 import pytest
 
+from analysis.dashboard.review import MOMENTS_PER_PAGE
 from analysis.evaluation.synthetic_review import DURATION_S, KNOWN, NAMES, synthetic_review, synthetic_store_session
 from conftest import unlocked_app
 
@@ -173,7 +174,7 @@ def test_the_page_at_50_minutes_and_6_people(synthetic_app):
     started = time.perf_counter()
     at.run()
     print(f"\nreview page rerun (AppTest, 50 min, 6 people): {time.perf_counter() - started:.2f} s")
-    assert len([b for b in at.button if b.key and b.key.startswith("jump-")]) == 25      # a page of moments
+    assert len([b for b in at.button if b.key and b.key.startswith("jump-")]) == MOMENTS_PER_PAGE      # a page of moments
     # a moment on a later page, far from the window: playing it moves the window there
     pages = next(s for s in at.selectbox if s.key and s.key.startswith(f"moment_page-{session_id}"))
     pages.set_value(100).run()

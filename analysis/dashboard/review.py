@@ -36,7 +36,7 @@ LAYER_COLOURS = {KIND_TITLES[kind]: colour for kind, (colour, _) in KIND_LAYERS.
 LAYER_GROUP = {KIND_TITLES[kind]: group for kind, (_, group) in KIND_LAYERS.items()}
 TIMELINE_GROUPS = ("speech", "events", "face")
 WINDOW_WIDTHS_S = (60.0, 120.0, 300.0, 600.0, 1200.0, 1800.0)   # the detail window's widths on offer (s)
-MOMENTS_PER_PAGE = 25   # moments listed at a time (a 50-minute group session has hundreds)
+MOMENTS_PER_PAGE = 10   # moments listed at a time (a 50-minute group session has hundreds; each costs the page's first render about 50 ms in the browser)
 
 
 def session_picker(store: Store) -> str | None:
@@ -334,7 +334,7 @@ def moments_list(store: Store, review: Review) -> None:
                              help=f"{verb} this moment (kept with your private notes)"):
                 save_decision(store, review.session_id, m.event_id, decision=choice)
                 st.rerun()
-        # built only while open: 25 moments' note boxes would cost the page a few tenths of a second
+        # built only while open: a page of note boxes would cost the page a few tenths of a second
         popover = note.popover("Note", help="A private note: never shown to clients", key=f"note-box-{m.event_id}",
                                on_change="rerun")
         if popover.open:
