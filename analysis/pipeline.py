@@ -14,7 +14,9 @@ The stage contract (:class:`Stage`):
   stages) may be declared as ``Stage.early``: where the faces stage leaves a core free,
   :func:`analyze` starts it in a background thread before the first stage runs, so it overlaps
   the faces stage, and ``run`` takes its result with :meth:`Session.early`. Early work writes
-  nothing; only ``run``'s tables are stored.
+  nothing; only ``run``'s tables are stored. Work computed beforehand (the live analysis of a
+  recording, :mod:`analysis.live`) can stand in for a stage's early work and for the faces
+  stage's detections (``analyze(prepared=...)``): it must give what that work would.
 
 A stage's fingerprint hashes its code version, parameters and the fingerprints of its
 declared inputs; ``derived/<stage>.run.json`` records it with the model versions, timings and
@@ -31,7 +33,7 @@ import platform
 import time
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Callable, NamedTuple, Protocol, TypeVar
+from typing import Callable, Mapping, NamedTuple, Protocol, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -55,6 +57,7 @@ from capture.store import Store, utc_now
 CODE_VERSION = "0.1.0"
 SPEAKER_COLUMNS = ["start_s", "end_s", "participant_id", "confidence"]
 Early = TypeVar("Early")
+Prepared = Mapping[str, Callable[["Session", "Params"], object]]
 
 
 class ProgressHook(Protocol):
@@ -98,10 +101,11 @@ class StageResult(NamedTuple):
 class Session:
     """A session's manifest and lazily decoded inputs for the stages of one run."""
 
-    def __init__(self, store: Store, session_id: str):
+    def __init__(self, store: Store, session_id: str, *, prepared: Prepared | None = None):
         self.store = store
         self.id = session_id
         self.manifest = store.manifest(session_id)
+        self.prepared = dict(prepared or {})     # stage -> work replacing its early work (see analyze)
         self._audio: tuple[np.ndarray, int] | None = None
         self._tracks: list[tuple[str, np.ndarray, int]] | None = None
         self._early: dict[str, Future] = {}
@@ -113,9 +117,10 @@ class Session:
 
     def early(self, stage: str, work: Callable[["Session", "Params"], Early], params: "Params") -> Early:
         """What ``work(self, params)``, the early part of ``stage`` (``Stage.early``), returns:
-        from its background run when :func:`analyze` started one, else computed now."""
+        from its background run when :func:`analyze` started one, else computed now (by the
+        work ``prepared`` for that stage, when given)."""
         future = self._early.pop(stage, None)
-        return future.result() if future is not None else work(self, params)
+        return future.result() if future is not None else self.prepared.get(stage, work)(self, params)
 
     @property
     def participant_ids(self) -> list[str]:
@@ -202,25 +207,39 @@ def run_faces(s: Session, p: Params, hook: ProgressHook) -> StageResult:
     ids = s.consented("analyse_face")
     if not ids:
         return StageResult({"faces.parquet": pd.DataFrame(columns=faces.COLUMNS)}, {"skipped": "no face-analysis consent"})
-    visible = faces.visible_places(s.participant_ids, ids, p.faces)
+    detections = s.early("faces", lambda s, p: face_detections(s, p, progress=advance), p)
+    frame, who = faces.assign_participants(detections, ids, p.faces)    # tracks linked across the stretches
+    return StageResult({"faces.parquet": frame}, {"models": faces.model_versions(), "sample_fps": p.faces.sample_fps,
+                                                  "face_consent": ids, "face_tracks": who})
+
+
+def face_consent(s: Session, p: Params) -> tuple[list[str], faces.Regions | None]:
+    """Consent (C3) for faces: the participants who agreed to face analysis, and their places on
+    screen (:func:`faces.visible_places`; None when everyone agreed)."""
+    ids = s.consented("analyse_face")
+    return ids, faces.visible_places(s.participant_ids, ids, p.faces)
+
+
+def face_detections(s: Session, p: Params, *, progress: Callable[[int], None] | None = None) -> pd.DataFrame:
+    """Raw face detections of the session's video (:func:`faces.detect_faces`), its stretches
+    (:func:`faces.chunks`) on every core; ``progress(n)`` after ``n`` more samples."""
+    ids, visible = face_consent(s, p)
+    video = s.manifest["media"]["video"]
     origin = s.manifest.get("time_origin_s", 0.0)
     stretches = faces.chunks(float(s.manifest["duration_s"] or 0.0), p.faces)
     key = s.store.keys.data_key(s.id) if len(stretches) > 1 and not s.store.keys.plaintext else None
     jobs = [(str(s.store.root), s.id, key, video, start, end, len(ids), p.faces, origin, visible) for start, end in stretches]
     if len(jobs) == 1:
-        detections = _detect_stretch(*jobs[0], progress=advance, store=s.store)
-    else:     # stretches on every core, each in its own process (MediaPipe holds one core each)
-        workers = min(len(jobs), os.cpu_count() or 1)
-        with process_pool(workers) as pool:
-            parts = []
-            for part in pool.map(_detect_stretch, *zip(*jobs)):
-                parts.append(part)
-                advance(int(len(part.t_s.unique())) if len(part) else 0)
-        detections = pd.concat([part for part in parts if len(part)], ignore_index=True) if any(
-            len(part) for part in parts) else pd.DataFrame()
-    frame, who = faces.assign_participants(detections, ids, p.faces)    # tracks linked across the stretches
-    return StageResult({"faces.parquet": frame}, {"models": faces.model_versions(), "sample_fps": p.faces.sample_fps,
-                                                  "face_consent": ids, "face_tracks": who})
+        return _detect_stretch(*jobs[0], progress=progress, store=s.store)
+    workers = min(len(jobs), os.cpu_count() or 1)       # MediaPipe holds one core per process
+    with process_pool(workers) as pool:
+        parts = []
+        for part in pool.map(_detect_stretch, *zip(*jobs)):
+            parts.append(part)
+            if progress:
+                progress(int(len(part.t_s.unique())) if len(part) else 0)
+    return pd.concat([part for part in parts if len(part)], ignore_index=True) if any(
+        len(part) for part in parts) else pd.DataFrame()
 
 
 def _detect_stretch(root: str, session_id: str, key: bytes | None, rel: str, start_s: float, end_s: float | None,
@@ -243,10 +262,12 @@ class VoiceClusters(NamedTuple):
     enrolled: str
 
 
-def speakers_from_audio(s: Session, p: Params) -> StageResult | VoiceClusters:
+def speakers_from_audio(s: Session, p: Params, *, frames_of=backends.diarize_backend_frames
+                        ) -> StageResult | VoiceClusters:
     """The speakers stage's work that needs no earlier stage (``Stage.early``): the finished
     result for multi-track, a pyannote pipeline or no audio; for the embedded backends the voice
-    clusters, which :func:`run_speakers` then names with the faces."""
+    clusters (``frames_of(y, sr, n_speakers=, params=)``, by default
+    :func:`backends.diarize_backend_frames`), which :func:`run_speakers` then names with the faces."""
     if len(s.manifest["media"].get("tracks") or []) >= 2:
         return _speakers_multitrack(s, p)
     audio = s.audio()
@@ -259,7 +280,7 @@ def speakers_from_audio(s: Session, p: Params) -> StageResult | VoiceClusters:
         segments = pyannote_backend.diarize_with_pyannote(pipeline, y, sr, n_speakers=len(ids))
         segments = pyannote_backend.map_labels(segments, pyannote_backend.first_speech_mapping(segments, ids))
         return StageResult({"speakers.parquet": segments[SPEAKER_COLUMNS]}, pyannote_backend.backend_record(pipeline))
-    frames = backends.diarize_backend_frames(y, sr, n_speakers=len(ids), params=p.diarization)
+    frames = frames_of(y, sr, n_speakers=len(ids), params=p.diarization)
     prints = _enrolment_prints(s, p)
     enrolled = ""
     if prints:
@@ -593,9 +614,10 @@ def plan(session: Session, params: Params, *, force: bool = False) -> list[Plann
 
 
 def _timed_early(session: Session, stage: Stage, params: Params):
-    """``stage.early(session, params)``, its wall time (s) kept in ``session.early_seconds``."""
+    """``stage.early(session, params)`` (or the work prepared for it), its wall time (s) kept in
+    ``session.early_seconds``."""
     started = time.perf_counter()
-    result = stage.early(session, params)
+    result = session.prepared.get(stage.name, stage.early)(session, params)
     session.early_seconds[stage.name] = round(time.perf_counter() - started, 3)
     return result
 
@@ -605,7 +627,7 @@ def cores_for_faces(session: Session, params: Params, planned: list[Planned]) ->
     (:func:`analysis.stages.faces.chunks`), at most every core (:func:`run_faces`); none when
     it is skipped or the session has no video."""
     faces_step = next(step for step in planned if step.stage.name == "faces")
-    if not faces_step.runs or session.manifest["media"].get("video") is None:
+    if not faces_step.runs or session.manifest["media"].get("video") is None or "faces" in session.prepared:
         return 0
     stretches = faces.chunks(float(session.manifest["duration_s"] or 0.0), params.faces)
     return min(len(stretches), os.cpu_count() or 1)
@@ -621,9 +643,13 @@ def session_params(session: Session, params: Params) -> Params:
 
 
 def analyze(store: Store, session_id: str, *, params: Params | None = None, hook: ProgressHook = no_progress,
-            force: bool = False) -> list[dict]:
+            force: bool = False, prepared: Prepared | None = None) -> list[dict]:
     """Run every stage of ``session_id``; returns the run records (``status`` is ``ran`` or
     ``skipped`` for stages whose inputs and parameters did not change).
+
+    ``prepared`` maps a stage to work ``(session, params) -> result`` that gives what its own
+    early work would (``"faces"``: the raw detections of :func:`face_detections`) from results
+    computed beforehand: the live analysis (:mod:`analysis.live`) while a session was recorded.
 
     Stages run in order. Where the faces stage leaves a core free (:func:`cores_for_faces`: a
     session of one stretch, up to ``FaceParams.chunk_s``, on a computer of two cores or more),
@@ -634,7 +660,7 @@ def analyze(store: Store, session_id: str, *, params: Params | None = None, hook
     faces worker (10 minutes on 2 cores: 2.55 GB summed instead of 1.50 GB). A stage's record
     gives ``seconds`` of its ``run`` and ``early_seconds`` of background early work."""
     params = params or Params.from_environment()
-    session = Session(store, session_id)
+    session = Session(store, session_id, prepared=prepared)
     params = session_params(session, params)
     planned = plan(session, params, force=force)
     in_background = cores_for_faces(session, params, planned) < (os.cpu_count() or 1)

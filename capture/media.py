@@ -169,6 +169,13 @@ def decode_audio(path: Path | str, *, sr: int = AUDIO_RATE_HZ, mono: bool = True
     return audio[0] if mono else audio
 
 
+def next_sample_s(t_s: float, fps: float) -> float:
+    """The time (s) on the ``fps`` sampling grid after a frame sampled at ``t_s``: where
+    :func:`iter_video_frames` takes its next frame."""
+    step = 1.0 / fps
+    return (math.floor(t_s / step + 1e-6) + 1) * step
+
+
 def iter_video_frames(
     source: Path | str | BinaryIO, *, fps: float, origin_s: float = 0.0, start_s: float = 0.0,
     end_s: float | None = None,
@@ -186,7 +193,6 @@ def iter_video_frames(
     readable = hasattr(source, "read")
     name = "the recording" if readable else Path(source).name
     path = source if readable else str(source)
-    step = 1.0 / fps
     next_t = start_s
     try:
         with av.open(path) as container:
@@ -205,7 +211,7 @@ def iter_video_frames(
                 if t + 1e-6 < next_t:
                     continue
                 yield round(t, 4), frame.to_ndarray(format="rgb24")
-                next_t = (math.floor(t / step + 1e-6) + 1) * step
+                next_t = next_sample_s(t, fps)
     except av.error.FFmpegError as exc:
         raise BadMediaError(f"{name}: the video could not be decoded ({_ffmpeg_reason(exc)}).") from None
 

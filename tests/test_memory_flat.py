@@ -100,7 +100,7 @@ def test_vad_probabilities_equal_silero_audio_forward(speech, length_s):
     model.reset_states()
     with torch.no_grad():
         whole = model.audio_forward(torch.from_numpy(y), SR).numpy()[0]
-    assert np.array_equal(diarization._vad_probabilities(y, SR), whole)
+    assert np.array_equal(diarization.vad_probabilities(y, SR), whole)
 
 
 def _traced_peak(work) -> tuple[float, object]:

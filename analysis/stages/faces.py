@@ -180,6 +180,58 @@ def blank_outside(rgb: np.ndarray, visible: Regions | None) -> np.ndarray:
     return out
 
 
+class FaceDetector:
+    """The Face Landmarker over sampled frames given in time order (its VIDEO mode follows faces
+    from frame to frame, so one detector per stretch gives what one pass over it gives).
+    :meth:`detect` returns the rows :func:`detect_faces` describes for one frame."""
+
+    def __init__(self, *, n_participants: int, params: FaceParams = FaceParams(), visible: Regions | None = None):
+        self.n_participants, self.params, self.visible = n_participants, params, visible
+        self.landmarker_ = None
+        self._open = contextlib.ExitStack()
+        self._last_ms = -1
+        self._keep = None
+
+    def detect(self, t_s: float, rgb: np.ndarray) -> list[dict]:
+        """Rows for the frame ``rgb`` (uint8, shape (h, w, 3)) at session time ``t_s`` (s)."""
+        if self.landmarker_ is None:
+            self._mp, landmarker = _landmarker(max(self.n_participants, 1), self.params)
+            self.landmarker_ = self._open.enter_context(landmarker)
+        mp = self._mp
+        height, width = rgb.shape[:2]
+        if self._keep is None or self._keep.shape != (height, width):
+            self._keep = _visible_mask(height, width, self.visible)
+        keep = self._keep
+        rgb = blank_outside(rgb, self.visible)
+        ts_ms = max(int(round(t_s * 1000)), self._last_ms + 1)  # VIDEO mode needs increasing times
+        self._last_ms = ts_ms
+        result = self.landmarker_.detect_for_video(mp.Image(image_format=mp.ImageFormat.SRGB,
+                                                            data=np.ascontiguousarray(rgb)), ts_ms)
+        rows = []
+        for i, landmarks in enumerate(result.face_landmarks):
+            points = np.array([(p.x, p.y, p.z) for p in landmarks])
+            xs, ys = points[:, 0], points[:, 1]
+            inside = (xs >= 0) & (xs < 1) & (ys >= 0) & (ys < 1)
+            inside[inside] = keep[(ys[inside] * height).astype(int), (xs[inside] * width).astype(int)]
+            row = {"t_s": t_s, "face_x": float(xs.mean()), "face_y": float(ys.mean()),
+                   "face_w": float(xs.max() - xs.min()), "face_h": float(ys.max() - ys.min()),
+                   "hidden": float(1 - inside.mean()), "signature": face_tracks.signature(points, width, height)}
+            row.update(zip(POSE, _pose_degrees(result.facial_transformation_matrixes[i])))
+            row.update({c.category_name: float(c.score) for c in result.face_blendshapes[i]})
+            rows.append(row)
+        return rows or [{"t_s": t_s}]
+
+    def close(self) -> None:
+        self._open.close()
+        self.landmarker_ = None
+
+    def __enter__(self) -> "FaceDetector":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
 def detect_faces(
     video, *, n_participants: int, origin_s: float = 0.0, params: FaceParams = FaceParams(),
     progress: Callable[[int], None] | None = None, visible: Regions | None = None,
@@ -192,35 +244,13 @@ def detect_faces(
     without a face is a row with ``t_s`` only. With ``visible`` (:func:`visible_places`), only
     those regions of each frame reach the model (consent scopes); with ``start_s`` / ``end_s``
     (s), only that stretch of the video (one chunk of a session)."""
-    mp, landmarker = _landmarker(max(n_participants, 1), params)
     rows = []
-    last_ms = -1
-    keep = None
-    with landmarker:
+    with FaceDetector(n_participants=n_participants, params=params, visible=visible) as detector:
         for t_s, rgb in iter_video_frames(video, fps=params.sample_fps, origin_s=origin_s, start_s=start_s,
                                           end_s=end_s):
-            height, width = rgb.shape[:2]
-            if keep is None or keep.shape != (height, width):
-                keep = _visible_mask(height, width, visible)
-            rgb = blank_outside(rgb, visible)
-            ts_ms = max(int(round(t_s * 1000)), last_ms + 1)  # VIDEO mode needs increasing times
-            last_ms = ts_ms
-            result = landmarker.detect_for_video(mp.Image(image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(rgb)), ts_ms)
-            for i, landmarks in enumerate(result.face_landmarks):
-                points = np.array([(p.x, p.y, p.z) for p in landmarks])
-                xs, ys = points[:, 0], points[:, 1]
-                inside = (xs >= 0) & (xs < 1) & (ys >= 0) & (ys < 1)
-                inside[inside] = keep[(ys[inside] * height).astype(int), (xs[inside] * width).astype(int)]
-                row = {"t_s": t_s, "face_x": float(xs.mean()), "face_y": float(ys.mean()),
-                       "face_w": float(xs.max() - xs.min()), "face_h": float(ys.max() - ys.min()),
-                       "hidden": float(1 - inside.mean()), "signature": face_tracks.signature(points, width, height)}
-                row.update(zip(POSE, _pose_degrees(result.facial_transformation_matrixes[i])))
-                row.update({c.category_name: float(c.score) for c in result.face_blendshapes[i]})
-                rows.append(row)
+            rows += detector.detect(t_s, rgb)
             if progress:
                 progress(1)
-            if not result.face_landmarks:
-                rows.append({"t_s": t_s})
     return pd.DataFrame(rows)
 
 

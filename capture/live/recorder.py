@@ -287,14 +287,18 @@ class Recorder:
                 tick(self.elapsed_s())
             self._stop.wait(0.2)
 
-    def stop(self) -> dict | None:
+    def stop(self, *, sealed: Callable[[bool], None] | None = None) -> dict | None:
         """Stop capturing, seal the last segments and assemble the session. Returns the
-        manifest, or None when a withdrawal discarded the recording."""
+        manifest, or None when a withdrawal discarded the recording. ``sealed(kept)`` is called
+        once the last segments are sealed, before they are assembled (``kept``) or discarded,
+        while the session's lock is still held (a live analysis finishes its part there)."""
         self._stop.set()
         for thread in self._threads:
             thread.join(timeout=30)
         self._close_devices(self._devices)
         try:
+            if sealed is not None:
+                sealed(not self._discard)
             if self._discard:
                 return None
             return assemble(self.store, self.session_id, interrupted=False)

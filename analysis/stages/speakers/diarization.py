@@ -186,21 +186,30 @@ def model_versions() -> dict:
     return {"silero-vad": version("silero-vad"), "resemblyzer": version("resemblyzer"), "overlap": model_version()}
 
 
-def speech_mask(y: np.ndarray, sr: int, *, params: DiarizationParams = DiarizationParams()) -> np.ndarray:
-    """Boolean speech mask at :data:`FRAME_S` resolution, shape ``(ceil(len(y)/sr/FRAME_S),)``."""
+def speech_mask(y: np.ndarray, sr: int, *, params: DiarizationParams = DiarizationParams(),
+                probabilities: np.ndarray | None = None) -> np.ndarray:
+    """Boolean speech mask at :data:`FRAME_S` resolution, shape ``(ceil(len(y)/sr/FRAME_S),)``;
+    ``probabilities`` are Silero's (:func:`vad_probabilities`) when already computed."""
     n_frames = int(np.ceil(len(y) / sr / FRAME_S))
     if len(y) < 512:
         return np.zeros(n_frames, bool)
-    probs = _vad_probabilities(y, sr)
+    probs = vad_probabilities(y, sr) if probabilities is None else probabilities
+    return mask_from_vad(probs, frame_level_db(y, sr) if params.fit_edges else None, n_frames, sr, params=params)
+
+
+def mask_from_vad(probs: np.ndarray, level_db: np.ndarray | None, n_frames: int, sr: int, *,
+                  params: DiarizationParams = DiarizationParams()) -> np.ndarray:
+    """:func:`speech_mask` from Silero's probabilities (one per 512 samples at ``sr`` Hz) and the
+    10 ms levels (:func:`frame_level_db`, dBFS; needed with ``params.fit_edges``): shape (n_frames,)."""
     chunk_s = 512 / sr
     idx = np.minimum((np.arange(n_frames) * FRAME_S / chunk_s).astype(int), len(probs) - 1)
     mask = probs[idx] > params.vad_threshold
     mask = fill_short_runs(mask, value=False, max_len=int(params.fill_pause_s / FRAME_S))
     mask = fill_short_runs(mask, value=True, max_len=int(params.min_speech_s / FRAME_S))
-    return _fit_edges_to_level(mask, y, sr, params=params) if params.fit_edges else mask
+    return _fit_edges_to_level(mask, level_db, params=params) if params.fit_edges else mask
 
 
-def _vad_probabilities(y: np.ndarray, sr: int) -> np.ndarray:
+def vad_probabilities(y: np.ndarray, sr: int) -> np.ndarray:
     """Silero's speech probability of each chunk of ``y`` (at least one chunk long, ``sr`` Hz),
     one per 512 samples at 16 kHz: exactly what ``model.audio_forward(y, sr)`` gives (one pass,
     the model's state carried from chunk to chunk, the last chunk padded with zeros) without the
@@ -222,14 +231,14 @@ def _vad_probabilities(y: np.ndarray, sr: int) -> np.ndarray:
     return torch.cat(parts, 1).numpy()[0]
 
 
-def _fit_edges_to_level(mask: np.ndarray, y: np.ndarray, sr: int, *, params: DiarizationParams) -> np.ndarray:
+def _fit_edges_to_level(mask: np.ndarray, level_db: np.ndarray, *, params: DiarizationParams) -> np.ndarray:
     """``mask`` with each speech island's edges moved to follow the 50 ms mean level: leading
     and trailing frames within ``edge_floor_db`` of the noise floor (median level of the
     non-speech) are removed, then neighbouring frames at least ``edge_extend_db`` above it are
     added, up to ``edge_extend_s`` on each side."""
     if mask.all() or not mask.any():
         return mask
-    level = np.convolve(frame_level_db(y, sr), np.ones(5) / 5, mode="same")
+    level = np.convolve(level_db, np.ones(5) / 5, mode="same")
     level = np.pad(level, (0, max(0, len(mask) - len(level))), constant_values=-120.0)[: len(mask)]
     floor = np.median(level[~mask])
     quiet, loud = level < floor + params.edge_floor_db, level >= floor + params.edge_extend_db
@@ -278,23 +287,36 @@ def mel_power(y: np.ndarray, sr: int, *, n_fft: int, hop: int, n_mels: int, prep
     return out
 
 
-def ge2e_mel(y: np.ndarray, sr: int) -> np.ndarray:
+def ge2e_mel(y: np.ndarray, sr: int, *, peak: float | None = None) -> np.ndarray:
     """Resemblyzer's mel input (``resemblyzer.audio.wav_to_mel_spectrogram``) for mono ``y`` at
-    ``sr`` Hz, peak-normalised, computed in blocks: shape (10 ms frames, 40) float32, aligned
-    with :data:`FRAME_S` frames."""
+    ``sr`` Hz, peak-normalised (by ``peak``, the largest absolute sample, when ``y`` is part of a
+    longer recording), computed in blocks: shape (10 ms frames, 40) float32, aligned with
+    :data:`FRAME_S` frames."""
     from resemblyzer import hparams
 
     if sr != 16000:
         import librosa
 
         y = librosa.resample(np.asarray(y, np.float32), orig_sr=sr, target_sr=16000)
-    peak = max(y.max(), -y.min()) if len(y) else 0.0   # the largest |y| without a copy of y
+    if peak is None:
+        peak = max(y.max(), -y.min()) if len(y) else 0.0   # the largest |y| without a copy of y
     gain = peak or 1.0
     rate = hparams.sampling_rate
     mel = mel_power(y, rate, n_fft=int(rate * hparams.mel_window_length / 1000),
                     hop=int(rate * hparams.mel_window_step / 1000), n_mels=hparams.mel_n_channels,
                     prepare=lambda block: block / gain * 0.5)
     return mel.astype(np.float32, copy=False).T
+
+
+def ge2e_mel_span(y: np.ndarray, first: int, last: int, *, peak: float, offset: int = 0) -> np.ndarray:
+    """Frames ``first`` to ``last`` (exclusive) of ``ge2e_mel(recording, 16000, peak=peak)``
+    computed from the samples around them only: shape (last - first, 40). ``y`` (16 kHz) holds
+    the recording from sample ``offset`` (a multiple of 160, or 0) to its end or beyond ``last``."""
+    hop = 160                                         # 10 ms at 16 kHz; the 25 ms window reaches 200 samples out
+    lo = max(max(first - 2, 0) * hop, offset)
+    hi = min(offset + len(y), (last + 2) * hop)
+    mel = ge2e_mel(y[lo - offset:hi - offset], 16000, peak=peak)
+    return mel[first - lo // hop:last - lo // hop]
 
 
 # windows embedded at a time (memory: about 0.5 MB of LSTM activations per window)
@@ -308,20 +330,36 @@ def window_embeddings(mel: np.ndarray, mask: np.ndarray, *, params: DiarizationP
     Returns ``(starts_s, embeddings)``: window start times, shape ``(w,)``, and L2-normalised
     GE2E embeddings, shape ``(w, 256)``.
     """
+    starts = speech_window_starts(mask, params=params)
+    if not starts:
+        return np.zeros(0), np.zeros((0, 256), np.float32)
+    return np.asarray(starts) * FRAME_S, embed_windows(mel, starts, int(params.window_s / FRAME_S))
+
+
+def window_grid(n_frames: int, *, params: DiarizationParams = DiarizationParams()) -> range:
+    """Start frames of every sliding window (``window_s`` long, every ``hop_s``) in ``n_frames``."""
+    win, hop = int(params.window_s / FRAME_S), int(params.hop_s / FRAME_S)
+    return range(0, max(n_frames - win, 0) + 1, hop)
+
+
+def speech_window_starts(mask: np.ndarray, *, params: DiarizationParams = DiarizationParams()) -> list[int]:
+    """Start frames of the sliding windows that are at least ``min_window_speech`` speech."""
+    win = int(params.window_s / FRAME_S)
+    return [s for s in window_grid(len(mask), params=params) if mask[s : s + win].mean() >= params.min_window_speech]
+
+
+def embed_windows(mel: np.ndarray, starts: list[int], win: int, *, first: int = 0) -> np.ndarray:
+    """Unit GE2E embeddings, shape (len(starts), 256), of the ``win``-frame windows of ``mel``
+    (:func:`ge2e_mel`, whose row 0 is frame ``first``) starting at frames ``starts``."""
     import torch
 
     encoder = _voice_encoder()
-    win = int(params.window_s / FRAME_S)
-    hop = int(params.hop_s / FRAME_S)
-    starts = [s for s in range(0, max(len(mask) - win, 0) + 1, hop) if mask[s : s + win].mean() >= params.min_window_speech]
-    if not starts:
-        return np.zeros(0), np.zeros((0, 256), np.float32)
     parts = []
     with torch.no_grad():       # in batches: the LSTM's activations grow with the batch, not the session
         for i in range(0, len(starts), WINDOW_BATCH):
-            batch = np.stack([_pad(mel[s : s + win], win) for s in starts[i:i + WINDOW_BATCH]])
+            batch = np.stack([_pad(mel[s - first : s - first + win], win) for s in starts[i:i + WINDOW_BATCH]])
             parts.append(encoder(torch.from_numpy(batch).float()).numpy())
-    return np.asarray(starts) * FRAME_S, _unit(np.concatenate(parts))
+    return _unit(np.concatenate(parts)) if parts else np.zeros((0, 256), np.float32)
 
 
 def _pad(block: np.ndarray, length: int) -> np.ndarray:
@@ -565,38 +603,80 @@ class FrameDiarization:
                                 second=rename(self.second), overlap_note=self.overlap_note, method=self.method)
 
 
-def diarize_frames(
-    y: np.ndarray, sr: int, *, n_speakers: int | None, params: DiarizationParams = DiarizationParams()
-) -> FrameDiarization:
+@dataclass
+class VoiceFeatures:
+    """What the embedded backend measures on a recording before it clusters: the ``speech`` mask
+    (n_frames,), speech ``chunks`` ``(start_frame, end_frame)`` and their unit GE2E embeddings
+    ``chunk_emb`` (len(chunks), 256), the sliding windows' ``starts_s`` (w,) and embeddings
+    ``window_emb`` (w, 256), and the overlap model's windows (``(starts_s, activity)``,
+    :func:`overlap.speaker_activity`; None with ``overlap_note`` saying why)."""
+
+    speech: np.ndarray
+    chunks: list[tuple[int, int]]
+    chunk_emb: np.ndarray
+    starts_s: np.ndarray
+    window_emb: np.ndarray
+    overlap: tuple[np.ndarray, np.ndarray] | None
+    overlap_note: str
+
+
+def overlap_windows(y: np.ndarray, sr: int, *, params: OverlapParams) -> tuple[tuple[np.ndarray, np.ndarray] | None, str]:
+    """The overlap model's windows of ``y`` (:func:`overlap.speaker_activity`), or None and why
+    (detection off, its model file missing, or a recording shorter than 0.5 s: no overlap)."""
+    if not params.enabled:
+        return None, "overlap detection off"
+    if len(y) < sr * 0.5:
+        return None, ""
+    try:
+        return overlap.speaker_activity(y, sr, params=params), ""
+    except ModelUnavailableError as exc:
+        logging.getLogger(__name__).warning("Overlapped speech is not detected: %s", exc)
+        return None, f"overlapped speech not detected (model file {SEGMENTATION.filename} missing)"
+
+
+def voice_features(y: np.ndarray, sr: int, *, params: DiarizationParams = DiarizationParams()) -> VoiceFeatures:
+    """:class:`VoiceFeatures` of ``y`` (float mono, ``sr`` Hz)."""
     mask = speech_mask(y, sr, params=params)
     chunks = speech_chunks(mask, params=params)
     mel = ge2e_mel(y, sr)
     chunk_emb = chunk_embeddings(mel, chunks)
-    chunk_labels = cluster(chunk_emb, n_speakers, params=params,
+    starts, emb = window_embeddings(mel, mask, params=params) if chunks else (np.zeros(0), np.zeros((0, 256)))
+    del mel
+    windows, note = overlap_windows(y, sr, params=params.overlap)
+    return VoiceFeatures(mask, chunks, chunk_emb, starts, emb, windows, note)
+
+
+def diarize_frames(
+    y: np.ndarray, sr: int, *, n_speakers: int | None, params: DiarizationParams = DiarizationParams(),
+    features: VoiceFeatures | None = None,
+) -> FrameDiarization:
+    """Frame-level diarization of ``y`` (float mono, ``sr`` Hz); ``features`` when already
+    measured (:func:`voice_features`, or the live analysis's)."""
+    f = voice_features(y, sr, params=params) if features is None else features
+    chunks = f.chunks
+    chunk_labels = cluster(f.chunk_emb, n_speakers, params=params,
                            weights=np.array([b - a for a, b in chunks], float) if chunks else None)
     k = int(chunk_labels.max()) + 1 if len(chunk_labels) else 1
     labels, scores, filled, margin, centroids = label_frames(
-        mask, chunks, chunk_labels, k, params,
-        lambda: speaker_scores(y, sr, mel, mask, chunks, chunk_labels, chunk_emb, params=params))
-    second, note = _second_speakers(y, sr, labels, filled, params=params.overlap)
-    frames = FrameDiarization(labels=labels, scores=scores, confidence=margin, speech=mask, centroids=centroids,
+        f.speech, chunks, chunk_labels, k, params,
+        lambda: scores_from_embeddings(y, sr, f.speech, chunks, chunk_labels, f.chunk_emb, f.starts_s, f.window_emb,
+                                       params=params))
+    second, note = _second_speakers(labels, filled, f, params=params.overlap)
+    frames = FrameDiarization(labels=labels, scores=scores, confidence=margin, speech=f.speech, centroids=centroids,
                               second=second, overlap_note=note)
     return frames.relabelled(_first_appearance_order(labels, k))
 
 
-def _second_speakers(y: np.ndarray, sr: int, labels: np.ndarray, scores: np.ndarray, *,
+def _second_speakers(labels: np.ndarray, scores: np.ndarray, features: VoiceFeatures, *,
                      params: OverlapParams) -> tuple[np.ndarray | None, str]:
     """Per frame, the cluster also speaking where :mod:`analysis.stages.speakers.overlap` finds overlapped
     speech inside labelled speech (the best-matching other cluster; -1 elsewhere), and a note
     for the record. ``(None, reason)`` when detection is off or its model is missing."""
     k = scores.shape[1]
-    if not params.enabled:
-        return None, "overlap detection off"
-    try:
-        overlapped = overlap.overlap_mask(y, sr, len(labels), params=params) & (labels >= 0)
-    except ModelUnavailableError as exc:
-        logging.getLogger(__name__).warning("Overlapped speech is not detected: %s", exc)
-        return None, f"overlapped speech not detected (model file {SEGMENTATION.filename} missing)"
+    if features.overlap is None and features.overlap_note:
+        return None, features.overlap_note
+    overlapped = (overlap.mask_from_windows(*features.overlap, len(labels), params=params)
+                  if features.overlap is not None else np.zeros(len(labels), bool)) & (labels >= 0)
     second = np.full(len(labels), -1)
     if k > 1:
         others = scores.copy()

@@ -82,20 +82,37 @@ def speaker_activity(y: np.ndarray, sr: int, *, params: OverlapParams = OverlapP
         import librosa
 
         y = librosa.resample(np.asarray(y, np.float32), orig_sr=sr, target_sr=MODEL_RATE_HZ)
-    y = np.asarray(y, np.float32)
+    return np.array(starts := window_starts(len(y), params=params)) / MODEL_RATE_HZ, activity_at(y, starts, params=params)
+
+
+def window_starts(n_samples: int, *, params: OverlapParams = OverlapParams()) -> list[int]:
+    """First sample (16 kHz) of each 5 s window every ``step_s`` over ``n_samples``, the last
+    window ending with the recording."""
     win, hop = int(WINDOW_S * MODEL_RATE_HZ), int(params.step_s * MODEL_RATE_HZ)
-    last = max(len(y) - win, 0)
+    last = max(n_samples - win, 0)
     starts = list(range(0, last + 1, hop))
     if starts[-1] < last:
         starts.append(last)  # the final window ends with the recording
+    return starts
+
+
+def activity_at(y: np.ndarray, starts: list[int], *, params: OverlapParams = OverlapParams(), offset: int = 0
+                ) -> np.ndarray:
+    """The model's output, shape (len(starts), model_frames, 3), on the 5 s windows of ``y``
+    (16 kHz, holding the recording from sample ``offset``) starting at samples ``starts``."""
+    import torch
+
+    y = np.asarray(y, np.float32)
+    win = int(WINDOW_S * MODEL_RATE_HZ)
     model = _segmentation_model()
     outputs = []
     with torch.inference_mode():
         for i in range(0, len(starts), params.batch):
             # a recording shorter than one window is padded with silence
-            batch = np.stack([np.pad(y[s : s + win], (0, max(0, s + win - len(y)))) for s in starts[i : i + params.batch]])
+            batch = np.stack([np.pad(y[s - offset: s - offset + win], (0, max(0, s - offset + win - len(y))))
+                              for s in starts[i : i + params.batch]])
             outputs.append(model(torch.from_numpy(batch[:, None, :])).numpy())
-    return np.array(starts) / MODEL_RATE_HZ, np.concatenate(outputs)
+    return np.concatenate(outputs)
 
 
 def overlap_probability(starts_s: np.ndarray, activity: np.ndarray, n_frames: int) -> np.ndarray:
@@ -117,7 +134,12 @@ def overlap_mask(y: np.ndarray, sr: int, n_frames: int, *, params: OverlapParams
     """Frames (10 ms, shape ``(n_frames,)``) where two or more people speak at once."""
     if len(y) < sr * 0.5:
         return np.zeros(n_frames, bool)
-    starts, activity = speaker_activity(y, sr, params=params)
-    mask = hysteresis(overlap_probability(starts, activity, n_frames), params.onset, params.offset)
+    return mask_from_windows(*speaker_activity(y, sr, params=params), n_frames, params=params)
+
+
+def mask_from_windows(starts_s: np.ndarray, activity: np.ndarray, n_frames: int, *,
+                      params: OverlapParams = OverlapParams()) -> np.ndarray:
+    """:func:`overlap_mask` from the model's windows (:func:`speaker_activity`)."""
+    mask = hysteresis(overlap_probability(starts_s, activity, n_frames), params.onset, params.offset)
     mask = fill_short_runs(mask, value=False, max_len=int(params.min_off_s / FRAME_S))
     return fill_short_runs(mask, value=True, max_len=int(params.min_on_s / FRAME_S))
