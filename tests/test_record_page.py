@@ -47,8 +47,8 @@ def test_start_is_disabled_until_everyone_consented_then_records(record_page, st
     time.sleep(1.0)
     at.button(key="rec_stop").click().run()
     assert not at.exception, at.exception
-    assert store.session_row(row.session_id).status == "recorded"
-    assert any("Recorded" in s.value for s in at.success)
+    assert store.session_row(row.session_id).status == "analysed"      # analysed live, finished at Stop
+    assert any("Recorded" in s.value and "after Stop" in s.value for s in at.success)
 
 
 def test_a_recording_goes_into_the_chosen_case(record_page, store):
@@ -58,6 +58,7 @@ def test_a_recording_goes_into_the_chosen_case(record_page, store):
     assert at.text_input(key="rec_people").value == "Alex, Sam"          # the case's people, filled in
     _tick(at, "Alex", ["record_audio", "record_video"])
     _tick(at, "Sam", ["record_audio", "record_video"])
+    at.checkbox(key="rec_live").uncheck().run()                          # only record, analyse later
     at.button(key="rec_start").click().run()
     assert not at.exception, at.exception
     [row] = store.list_sessions()

@@ -6,7 +6,7 @@
     playback import --track Alex=alex.wav --track Sam=sam.wav --participants "Alex,Sam"
     playback record --participants "Alex,Sam" [--camera N ...] [--mic [NAME=]DEVICE ...]
                     [--simulate [--video FILE] [--audio [NAME=]FILE ...]] [--consent NAME=SCOPES ...]
-                    [--enrol] [--duration S]
+                    [--enrol] [--duration S] [--no-live-analysis]
     playback withdraw SESSION_ID --participant NAME [--yes]
     playback consent SESSION_ID          show who agreed to what
     playback consent SESSION_ID --give "Sam=take_home_copy" [--revoke NAME=SCOPES]   a later change
@@ -22,6 +22,7 @@ import signal
 import sys
 from pathlib import Path
 
+from analysis.live import LiveAnalyser, stop_recording
 from capture.consent import (
     CONSENT_TEXT,
     CONSENT_TEXT_VERSION,
@@ -207,6 +208,7 @@ def cmd_record(args, store) -> int:
 
     signal.signal(signal.SIGTERM, on_term)
     session_id = recorder.start()
+    live = None if args.no_live_analysis else LiveAnalyser(store, session_id).start()
     devices = ", ".join(recorder.state.opened)
     print(f"\u25cf Recording session {session_id} from {devices}  (Ctrl+C stops)", file=sys.stderr, flush=True)
 
@@ -218,14 +220,24 @@ def cmd_record(args, store) -> int:
         recorder.wait(args.duration, tick=tick)
     except KeyboardInterrupt:
         stop_now["flag"] = True
-    manifest = recorder.stop()
     if sys.stderr.isatty():
         print(file=sys.stderr)
+    try:
+        manifest, report = stop_recording(recorder, live)
+    except PlaybackError as exc:        # the recording is assembled and kept; only its analysis failed
+        print(f"playback: the recording is kept, but its analysis failed: {exc} Run 'playback analyze "
+              f"{session_id}' to try again.", file=sys.stderr)
+        print(session_id)
+        return 1
     if manifest is None:
         print(f"Recording stopped: a participant withdrew; session {session_id} is erased.", file=sys.stderr)
         return 3
     if recorder.state.error:
         print(f"playback: recording stopped early: {recorder.state.error}", file=sys.stderr)
+    if report is not None:
+        stages = ", ".join(f"{stage} {seconds:.1f} s" for stage, seconds in report["stages"].items())
+        print(f"Analysed {report['delay_s']:.1f} s after Stop (finishing the live analysis: {stages}).",
+              file=sys.stderr)
     print(f"Recorded {manifest['duration_s']:.1f} s as session:", file=sys.stderr)
     print(session_id)
     return 0
@@ -328,6 +340,9 @@ def add_commands(add, open_store) -> None:
     p.add_argument("--duration", type=float, default=None, help="stop after this many seconds (default: Ctrl+C)")
     p.add_argument("--segment-s", type=float, default=3.0, help="seconds per sealed segment (crash safety)")
     p.add_argument("--fps", type=float, default=15.0, help="camera frames per second kept")
+    p.add_argument("--no-live-analysis", action="store_true",
+                   help="only record (analyse later with 'playback analyze'); by default the session is analysed "
+                        "while it is recorded and finished at Stop")
     p = add("withdraw", with_store(cmd_withdraw), "a participant withdraws: stop recording and erase the session")
     p.add_argument("session_id")
     p.add_argument("--participant", required=True, help="name or id of the person withdrawing")

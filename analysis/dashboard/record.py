@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from analysis.live import LiveAnalyser, stop_recording
 from capture.consent import (
     CONSENT_TEXT,
     CONSENT_TEXT_VERSION,
@@ -35,6 +36,7 @@ from capture.live.recovery import recover_interrupted
 from capture.store import Store
 
 _REC = "record_recorder"
+_LIVE = "record_live_analysis"
 SIMULATED = "Simulated devices (the bundled sample played as camera and microphone)"
 REAL = "This computer's camera and microphone"
 
@@ -111,14 +113,24 @@ def recording_panel(store: Store) -> None:
         st.warning("Capture ended" + (f": {recorder.state.error}" if recorder.state.error else "."))
     left, right = st.columns([1, 2])
     if left.button("■ Stop recording", key="rec_stop", type="primary"):
-        manifest = recorder.stop()
+        live = st.session_state.pop(_LIVE, None)
+        try:
+            with st.spinner("Stopping" + (" and finishing the analysis…" if live else "…")):
+                manifest, report = stop_recording(recorder, live)
+        except PlaybackError as exc:      # the recording is kept; only its analysis failed
+            manifest, report = store.manifest(recorder.session_id), None
+            st.session_state.rec_analysis_failed = str(exc)
         st.session_state.pop(_REC, None)
-        st.session_state.rec_done = (recorder.session_id, manifest["duration_s"] if manifest else 0.0)
+        st.session_state.rec_done = (recorder.session_id, manifest["duration_s"] if manifest else 0.0,
+                                     report["delay_s"] if report else None)
         st.rerun(scope="app")
     with right:
         names = {p["id"]: p["name"] for p in recorder.participants}
         who = st.selectbox("Someone withdraws", list(names), format_func=names.get, key="rec_withdraw_who")
         if st.button("Withdraw: stop now and erase this session", key="rec_withdraw"):
+            live = st.session_state.pop(_LIVE, None)
+            if live is not None:
+                live.cancel()
             recorder.withdraw(who)
             st.session_state.pop(_REC, None)
             st.session_state.rec_withdrawn = names[who]
@@ -147,9 +159,15 @@ def record_page(store: Store) -> None:
         recording_panel(store)
         return
     if "rec_done" in st.session_state:
-        session_id, duration = st.session_state.pop("rec_done")
-        st.success(f"Recorded {duration:.0f} s as session {session_id}. Analyse it with `playback analyze {session_id}` "
-                   "or choose it under Review.")
+        session_id, duration, delay = st.session_state.pop("rec_done")
+        if delay is not None:
+            st.success(f"Recorded {duration:.0f} s as session {session_id}, analysed {delay:.0f} s after Stop: "
+                       "choose it under Review.")
+        else:
+            st.success(f"Recorded {duration:.0f} s as session {session_id}. Analyse it with `playback analyze "
+                       f"{session_id}` or choose it under Review.")
+        if "rec_analysis_failed" in st.session_state:
+            st.error(f"Its analysis failed: {st.session_state.pop('rec_analysis_failed')}")
     if "rec_withdrawn" in st.session_state:
         st.info(f"{st.session_state.pop('rec_withdrawn')} withdrew: the recording stopped and the session was erased.")
     st.subheader("1 · Who is here")
@@ -202,6 +220,7 @@ def record_page(store: Store) -> None:
     st.subheader("5 · Record")
     if not ready:
         st.error(reason)
+    analyse_live = st.checkbox("Analyse while recording (results shortly after Stop)", value=True, key="rec_live")
     if st.button("● Start recording", key="rec_start", type="primary", disabled=not ready,
                  help=None if ready else "Everyone present must consent first"):
         mic_devices, cam_devices = _build_devices(source, cameras, mics)
@@ -219,4 +238,6 @@ def record_page(store: Store) -> None:
         except PlaybackError as exc:              # recording goes on; the case can be chosen later
             st.warning(f"{exc} The recording goes on; put it in a case later on the Sessions page.")
         st.session_state[_REC] = recorder
+        if analyse_live:
+            st.session_state[_LIVE] = LiveAnalyser(store, recorder.session_id).start()
         st.rerun()
