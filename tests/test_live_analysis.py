@@ -152,3 +152,26 @@ def test_withdrawal_during_a_live_analysis_erases_everything(store):
     assert not live.running
     assert store.list_sessions() == []
     assert not (store.root / "sessions" / recorder.session_id).exists()
+
+
+def test_a_killed_live_worker_loses_nothing(store):
+    """The worker process killed (SIGKILL) mid-recording: the recording goes on, and at Stop
+    what it had not stored is computed from the assembled media; the results are complete."""
+    import os
+    import signal
+
+    def kill(recorder, live):
+        os.kill(live._process.pid, signal.SIGKILL)
+        live._process.join(10)
+
+    recorder, live = _record(store, {"Alex": "all", "Sam": "all"}, seconds=15, flush_s=4.0, during=kill)
+    assert not live.running and not recorder.state.error
+    manifest, report = stop_recording(recorder, live)
+    assert manifest["duration_s"] > 13
+    assert "at Stop" in report["live"]["speakers"] and not report["live"]["faces"].startswith("live, 0 of ")
+    faces = store.read_table(recorder.session_id, "derived/faces.parquet")[0]
+    assert faces.t_s.max() > 13                                   # the whole recording, not what the worker saw
+    assert faces.groupby("participant_id").detected.mean().min() > 0.9
+    assert set(store.read_table(recorder.session_id, "derived/speakers.parquet")[0].participant_id) == {"p1", "p2"}
+    assert store.session_row(recorder.session_id).status == "analysed"
+    assert store.list_files(recorder.session_id, LIVE) == []
