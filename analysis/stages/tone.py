@@ -95,16 +95,61 @@ def prosody_frames(y: np.ndarray, sr: int, *, params: ToneParams = ToneParams())
     t = np.arange(len(rms)) * params.hop_s
     f0 = np.full(len(rms), np.nan)
     nucleus = np.zeros(len(rms), bool)
-    sound = _praat_sound(y, sr)
     if len(y) / sr >= 3 / params.fmin_hz:       # Praat needs three periods of the lowest pitch
-        pitch = sound.to_pitch_ac(time_step=params.hop_s, pitch_floor=params.fmin_hz, pitch_ceiling=params.fmax_hz,
-                                  silence_threshold=params.silence_threshold,
-                                  voicing_threshold=params.voicing_threshold)
-        hz = _at(t, pitch.selected_array["frequency"], pitch.xs()[0], pitch.time_step, fill=0.0)
-        f0 = np.where(hz > 0, hz, np.nan)
-        nucleus = _nuclei(t, sound, f0, params)
+        f0, db = _praat_tracks(y, sr, t, hop, params)
+        nucleus = _nuclei(db, f0, params)
     return pd.DataFrame({"t_s": np.round(t, 3), "loudness_db": 20 * np.log10(rms + 1e-6), "f0_hz": f0,
                          "nucleus": nucleus})
+
+
+# Praat measures a long recording this many seconds at a time, with PRAAT_MARGIN_S of signal
+# either side: its float64 copy of a 50-minute signal alone is 384 MB
+PRAAT_BLOCK_S = 600.0
+PRAAT_MARGIN_S = 10.0
+
+
+def _praat_tracks(y: np.ndarray, sr: int, t: np.ndarray, hop: int, params: ToneParams) -> tuple[np.ndarray, np.ndarray]:
+    """Praat's F0 (Hz, NaN when unvoiced) and intensity (dB) of mono ``y`` at ``sr`` Hz, read at
+    the frame times ``t`` (s, every ``hop`` samples from 0). A recording longer than
+    :data:`PRAAT_BLOCK_S` is measured a block at a time, each with :data:`PRAAT_MARGIN_S` of
+    signal either side, so that memory does not grow with length. The blocks give what the whole
+    signal gives: each starts on a multiple of ``hop`` and ends a multiple of ``hop`` before the
+    end, so Praat's frames fall on the same times, and the silence threshold, which Praat takes
+    relative to the sound's peak, is rescaled to the whole recording's peak. Only the pitch path
+    near a block's edge can differ (tests/test_tone.py measures it)."""
+    n, block, margin = len(y), int(PRAAT_BLOCK_S * sr) // hop * hop, int(PRAAT_MARGIN_S * sr) // hop * hop
+    if n <= block:
+        return _praat_block(y, sr, t, params, params.silence_threshold)
+    whole_peak = _abs_peak(y)
+    f0, db = np.full(len(t), np.nan), np.full(len(t), np.nan)
+    for start in range(0, n, block):
+        lo = max(0, start - margin)
+        hi = n - (max(0, n - (start + block + margin)) // hop) * hop     # the end less a multiple of hop
+        own = (t >= start / sr) & ((t < (start + block) / sr) if start + block < n else True)
+        piece = y[lo:hi]
+        peak = _abs_peak(piece)
+        threshold = params.silence_threshold * whole_peak / peak if peak > 0 else params.silence_threshold
+        f0[own], db[own] = _praat_block(piece, sr, t[own] - lo / sr, params, threshold)
+    return f0, db
+
+
+def _praat_block(y: np.ndarray, sr: int, t: np.ndarray, params: ToneParams, silence_threshold: float
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """F0 (Hz, NaN when unvoiced; Praat's ``To Pitch (ac)``) and intensity (dB; ``To
+    Intensity``) of ``y`` at the times ``t`` (s from the start of ``y``)."""
+    sound = _praat_sound(y, sr)
+    pitch = sound.to_pitch_ac(time_step=params.hop_s, pitch_floor=params.fmin_hz, pitch_ceiling=params.fmax_hz,
+                              silence_threshold=silence_threshold, voicing_threshold=params.voicing_threshold)
+    hz = _at(t, pitch.selected_array["frequency"], pitch.xs()[0], pitch.time_step, fill=0.0)
+    intensity = sound.to_intensity(minimum_pitch=params.fmin_hz, time_step=params.hop_s, subtract_mean=False)
+    db = _at(t, intensity.values[0], intensity.xs()[0], intensity.time_step, fill=np.nan)
+    return np.where(hz > 0, hz, np.nan), db
+
+
+def _abs_peak(y: np.ndarray) -> float:
+    """Praat's peak for its silence threshold: the largest ``|y - mean(y)|``."""
+    mean = float(np.mean(y, dtype=np.float64))
+    return float(max(abs(float(np.max(y)) - mean), abs(float(np.min(y)) - mean)))
 
 
 # loudness frames computed at a time (80 s at the 20 ms hop): memory flat in session length
@@ -147,21 +192,19 @@ def _at(t: np.ndarray, values: np.ndarray, x0: float, dx: float, *, fill: float)
     return out
 
 
-def _nuclei(t: np.ndarray, sound, f0: np.ndarray, params: ToneParams) -> np.ndarray:
-    """Syllable nuclei at the frame times ``t`` (s): peaks of Praat's intensity (dB) that stand
+def _nuclei(db: np.ndarray, f0: np.ndarray, params: ToneParams) -> np.ndarray:
+    """Syllable nuclei among the frames: peaks of Praat's intensity ``db`` (dB) that stand
     ``nucleus_dip_db`` above their surroundings, are at most ``nucleus_floor_db`` below the
     track's 99th percentile and are voiced (``f0`` not NaN)."""
     from scipy.signal import find_peaks
 
-    intensity = sound.to_intensity(minimum_pitch=params.fmin_hz, time_step=params.hop_s, subtract_mean=False)
-    db = _at(t, intensity.values[0], intensity.xs()[0], intensity.time_step, fill=np.nan)
     finite = np.isfinite(db)
     if not finite.any():
-        return np.zeros(len(t), bool)
+        return np.zeros(len(db), bool)
     db = np.where(finite, db, np.nanmin(db))
     peaks, _ = find_peaks(db, prominence=params.nucleus_dip_db)
     floor = np.percentile(db, 99) - params.nucleus_floor_db
-    nucleus = np.zeros(len(t), bool)
+    nucleus = np.zeros(len(db), bool)
     nucleus[peaks[(db[peaks] >= floor) & ~np.isnan(f0[peaks])]] = True
     return nucleus
 
