@@ -12,10 +12,10 @@ import pandas as pd
 import streamlit as st
 
 from analysis.core import events as ev
-from analysis.jobs import DONE, FAILED, RUNNING, job_status, start_analysis
-from analysis.review import format_clock
 from analysis.dashboard.charts import draw_chart
 from analysis.dashboard.memo import remembered
+from analysis.jobs import DONE, FAILED, RUNNING, job_status, start_analysis
+from analysis.review import format_clock
 from analysis.trends import MEASURES, case_trends, session_measures
 from capture.errors import PlaybackError
 from capture.ingest import LAYOUTS, import_media
