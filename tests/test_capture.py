@@ -16,7 +16,7 @@ from capture.consent import make_record
 from capture.live.devices import FileCamera, WavMicrophone
 from capture.ingest import parse_participants
 from capture.media import decode_wav, iter_video_frames
-from capture.live.recorder import Recorder, read_segment
+from capture.live.recorder import Recorder, pack_segment, read_segment, unpack_segment
 from capture.live.recovery import recover_interrupted
 from conftest import ROOT, SAMPLE
 from media_factory import make_media, make_wav
@@ -96,6 +96,31 @@ def test_cli_record_simulate_prints_the_session_id_last(store, tmp_path):
 def playback_consent(store, session_id):
     return subprocess.run([sys.executable, "-m", "analysis.cli", "--store", str(store.root), "consent", session_id],
                           capture_output=True, text=True, cwd=ROOT, timeout=60).stdout
+
+
+def test_a_damaged_video_segment_is_counted_and_skipped_and_the_rest_assembled(store, tmp_path):
+    """Assembly remuxes the camera's segments as it reads them, checking each one's container:
+    a segment whose MP4 is cut short adds nothing, is counted, and every other segment's frames
+    are in the session's video."""
+    wav = make_wav(tmp_path / "voice.wav", 5.0, freq=180.0, seed=3)
+    video = make_media(tmp_path / "cam.mp4", seconds=5.0, size=(160, 120), fps=15)
+    recorder = _recorder(store, [WavMicrophone(wav)], [FileCamera(video)], segment_s=1.0)
+    session_id = recorder.start()
+    recorder.wait(3.5)
+    cams = sorted(rel for rel in store.list_files(session_id, "spool") if rel.endswith(".seg")
+                  and read_segment(store.read_bytes(session_id, rel))[0]["kind"] == "video")
+    damaged = cams[1]
+    header, payload = unpack_segment(store.read_bytes(session_id, damaged))
+    lost_frames = read_segment(store.read_bytes(session_id, damaged))[1]
+    store.write_bytes(session_id, damaged, pack_segment(header, payload[: len(payload) // 2]))
+    manifest = recorder.stop()
+    assert manifest["capture"]["segments_unreadable"] == 1
+    assert manifest["capture"]["segments"] >= len(cams) + 2
+    with store.open_media(session_id, manifest["media"]["video"]) as path:
+        times = [t for t, _ in iter_video_frames(path, fps=100)]
+    assert lost_frames > 0 and times and all(y > x for x, y in zip(times, times[1:]))
+    gap = max(y - x for x, y in zip(times, times[1:]))
+    assert gap >= header["t1_s"] - header["t0_s"] - 0.2       # the damaged second is missing, not garbled
 
 
 @pytest.mark.slow

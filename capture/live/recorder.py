@@ -374,7 +374,7 @@ def assemble(store: Store, session_id: str, *, interrupted: bool) -> dict:
             by_device.setdefault(rel.split("/")[1], []).append(rel)
     unreadable = 0
     audio_parts: dict[str, list[tuple[float, np.ndarray]]] = {}
-    video_parts: dict[str, list[bytes]] = {}
+    video_parts: dict[str, _VideoConcat] = {}
     end_s = 0.0
     n_segments = 0
     for key, rels in sorted(by_device.items()):
@@ -389,8 +389,7 @@ def assemble(store: Store, session_id: str, *, interrupted: bool) -> dict:
                         y = librosa.resample(y, orig_sr=sr, target_sr=AUDIO_RATE_HZ)
                     audio_parts.setdefault(key, []).append((header["t0_s"], y))
                 else:
-                    read_segment(store.read_bytes(session_id, rel))
-                    video_parts.setdefault(key, []).append(payload)
+                    video_parts.setdefault(key, _VideoConcat()).add(payload)
             except (PlaybackError, ValueError, KeyError, RuntimeError) as exc:
                 unreadable += 1
                 log.warning("segment %s of session %s unreadable: %s", rel, session_id, exc)
@@ -426,9 +425,10 @@ def assemble(store: Store, session_id: str, *, interrupted: bool) -> dict:
     videos = []
     for i, key in enumerate(sorted(video_parts, key=lambda k: int(k[3:]))):
         rel = f"media/camera{i + 1}.mp4"
-        data = _concat_video(video_parts[key])
+        data = video_parts.pop(key).finish()
         store.write_bytes(session_id, rel, data)
         digests[f"camera{i + 1}"] = hashlib.sha256(data).hexdigest()
+        del data
         videos.append(rel)
     if videos:
         digests["video"] = digests["camera1"]
@@ -455,27 +455,41 @@ def assemble(store: Store, session_id: str, *, interrupted: bool) -> dict:
     return manifest
 
 
-def _concat_video(segments: list[bytes]) -> bytes:
-    """Remux MP4 segments (each starting with a key frame, timestamps already session times)
-    into one MP4 without re-encoding."""
-    out = io.BytesIO()
-    with av.open(out, "w", format="mp4") as container:
-        stream = None
-        last_dts = None
-        for data in segments:
-            with av.open(io.BytesIO(data)) as source:
+class _VideoConcat:
+    """One camera's MP4 segments (each starting with a key frame, timestamps already session
+    times) remuxed into one MP4 as they are read, without re-encoding or decoding: only the
+    output is kept in memory, never every segment."""
+
+    def __init__(self):
+        self.out = io.BytesIO()
+        self.container = av.open(self.out, "w", format="mp4")
+        self.stream = None
+        self.last_dts: int | None = None
+
+    def add(self, payload: bytes) -> None:
+        """Append one segment's packets; a segment whose container cannot be read raises
+        :class:`CaptureError` and adds nothing."""
+        try:
+            with av.open(io.BytesIO(payload)) as source:
                 src = source.streams.video[0]
-                if stream is None:
-                    stream = container.add_stream_from_template(src)
-                for packet in source.demux(src):
-                    if packet.dts is None:
-                        continue
-                    if last_dts is not None and packet.dts <= last_dts:
-                        continue
-                    last_dts = packet.dts
-                    packet.stream = stream
-                    container.mux(packet)
-    return out.getvalue()
+                packets = [p for p in source.demux(src) if p.dts is not None]
+                if self.stream is None:
+                    self.stream = self.container.add_stream_from_template(src)
+        except (av.error.FFmpegError, IndexError) as exc:
+            raise CaptureError(f"video segment unreadable: {exc}") from None
+        if not packets:
+            raise CaptureError("video segment has no frames")
+        for packet in packets:
+            if self.last_dts is not None and packet.dts <= self.last_dts:
+                continue
+            self.last_dts = packet.dts
+            packet.stream = self.stream
+            self.container.mux(packet)
+
+    def finish(self) -> bytes:
+        """The whole MP4."""
+        self.container.close()
+        return self.out.getvalue()
 
 
 def record_clip(device: Device, seconds: float) -> bytes:

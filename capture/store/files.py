@@ -124,8 +124,10 @@ class Files:
         return stat.st_ino, stat.st_mtime_ns, stat.st_size
 
     def write_bytes(self, session_id: str, rel: str, data: bytes) -> None:
-        """Encrypt and write atomically (temporary file in the same folder, then rename)."""
-        self._write_blocks(session_id, rel, [data])
+        """Encrypt and write atomically (temporary file in the same folder, then rename), one
+        1 MiB slice of ``data`` at a time (no second copy of it)."""
+        view = memoryview(data)
+        self._write_blocks(session_id, rel, (view[i:i + vault.CHUNK_BYTES] for i in range(0, len(view), vault.CHUNK_BYTES)))
 
     def _write_blocks(self, session_id: str, rel: str, blocks) -> None:
         path = self.path(session_id, rel)
