@@ -33,6 +33,12 @@ def solo_segments(ref: pd.DataFrame, speaker: str) -> list[tuple[float, float]]:
     return out
 
 
+def crop(segments: pd.DataFrame, start_s: float) -> pd.DataFrame:
+    """Segments from ``start_s`` on (cut at it; those ending before it dropped)."""
+    out = segments.assign(start_s=segments.start_s.clip(lower=start_s))
+    return out[out.end_s > out.start_s].reset_index(drop=True)
+
+
 def named_accuracy(ref: pd.DataFrame, hyp: pd.DataFrame) -> float:
     """Share of reference speech time where the hypothesis has the same (named) speaker active."""
     total = right = 0.0
@@ -45,8 +51,8 @@ def named_accuracy(ref: pd.DataFrame, hyp: pd.DataFrame) -> float:
 
 
 def row(name: str, backend: str, ref: pd.DataFrame, hyp: pd.DataFrame, seconds: float, duration: float,
-        naming: float = float("nan")) -> dict:
-    score = der(ref, hyp, start_s=0.0, end_s=duration)
+        naming: float = float("nan"), start_s: float = 0.0) -> dict:
+    score = der(ref, hyp, start_s=start_s, end_s=duration)
     return {"file": name, "backend": backend, "DER": score["der"], "missed": score["missed"],
             "false alarm": score["false_alarm"], "confusion": score["confusion"], "naming": naming,
             "x real time": seconds / duration}
@@ -81,7 +87,17 @@ def cross_session(ref: pd.DataFrame, params: DiarizationParams = DiarizationPara
     return row("dev01 named from dev00", f"single mic ({params.backend}) + enrolment", r1, hyp, elapsed, len(y1) / sr, named_accuracy(r1, hyp))
 
 
-def multitrack(ref: pd.DataFrame, bleed_db: float | None) -> dict:
+# The AMI group excerpt's reference leaves out FEE013's first words: on her own microphone
+# (source1) "button or something like that" fills 0-1.75 s at -17 to -23 dB (the other
+# tracks -36 dB and below until FEE016 starts at 0.75 s), yet the reference's first FEE013
+# turn is her "Yeah" at 2.59-2.95 s (the words of a turn that began before the excerpt were
+# cut). Scoring from here is the honest figure for a backend that hears her.
+HONEST_START_S = 2.95
+
+
+def multitrack(ref: pd.DataFrame, bleed_db: float | None, start_s: float = 0.0) -> dict:
+    """Multi-track DER and naming on the AMI group sources, scored from ``start_s`` (0: the
+    whole excerpt, as before; :data:`HONEST_START_S`: past the reference's missing words)."""
     tracks = [read_wav(DATA / "ami-group" / "sources" / f"source{i}.wav")[0] for i in range(4)]
     sr = 16000
     if bleed_db is not None:
@@ -91,8 +107,10 @@ def multitrack(ref: pd.DataFrame, bleed_db: float | None) -> dict:
     started = time.perf_counter()
     hyp = diarize_tracks(tracks, sr, ["MEO015", "FEE013", "MEE014", "FEE016"])
     elapsed = time.perf_counter() - started
-    name = "ami-group sources" + (f" + bleed {bleed_db:.0f} dB" if bleed_db is not None else "")
-    return row(name, "multi-track", ref, hyp, elapsed, len(tracks[0]) / sr, named_accuracy(ref, hyp))
+    name = "ami-group sources" + (f" + bleed {bleed_db:.0f} dB" if bleed_db is not None else "") + (
+        f" from {start_s:.2f} s" if start_s else "")
+    naming = named_accuracy(crop(ref, start_s), crop(hyp, start_s))
+    return row(name, "multi-track", ref, hyp, elapsed, len(tracks[0]) / sr, naming, start_s=start_s)
 
 
-__all__ = ["DATA", "read_wav", "solo_segments", "named_accuracy", "row", "single_mic", "cross_session", "multitrack"]
+__all__ = ["DATA", "HONEST_START_S", "read_wav", "solo_segments", "crop", "named_accuracy", "row", "single_mic", "cross_session", "multitrack"]
