@@ -130,3 +130,63 @@ def test_working_memory_does_not_grow_with_length(speech, name):
     signal_growth = 4 * 60 * SR * 4                   # float32 bytes of 4 more minutes
     assert peaks[6] - peaks[2] < signal_growth / 2, (
         f"{name}: {peaks[2] / MB:.1f} MB at 2 min, {peaks[6] / MB:.1f} MB at 6 min")
+
+
+# ---- the faces stage's tables ----------------------------------------------------------------
+def _detections(seconds: float, rng) -> "pd.DataFrame":
+    """Synthetic raw face detections (the columns detect_faces gives) of two people seated left
+    and right, every 0.1 s, with faces missed, turned away, a third face passing and signatures
+    spread around each person's own."""
+    import pandas as pd
+
+    from analysis.stages import faces
+
+    people = [rng.normal(0, 1, 231).astype(np.float32) for _ in range(3)]
+    rows = []
+    for t in np.round(np.arange(0, seconds, 0.1), 3):
+        seen = [k for k in (0, 1) if rng.random() > 0.05] + ([2] if 30 < t % 60 < 33 else [])
+        for k in seen:
+            row = {"t_s": float(t), "face_x": 0.25 + 0.5 * min(k, 1) + rng.normal(0, 0.01) - 0.2 * (k == 2),
+                   "face_y": 0.5 + rng.normal(0, 0.01), "face_w": 0.1, "face_h": 0.15,
+                   "hidden": float(rng.random() < 0.03), "yaw_deg": float(rng.normal(0, 20)),
+                   "pitch_deg": 0.0, "roll_deg": 0.0,
+                   "signature": (people[k] + rng.normal(0, 0.1, 231)).astype(np.float32)}
+            row.update({name: float(rng.random()) for name in faces.BLENDSHAPES})
+            rows.append(row)
+        if not seen:
+            rows.append({"t_s": float(t)})
+    return pd.DataFrame(rows)
+
+
+@pytest.mark.parametrize("ids", [["p1", "p2"], ["p1", "p2", "p3"], ["p1"]])
+def test_faces_table_is_built_in_time_order_without_a_sorted_copy(ids):
+    """The faces table is built row by row in time order (each sample's participants in the
+    order listed) from detections already in time order, as the stretches give them: the same
+    table as from the same detections shuffled (sorted first), and the same as re-ordering the
+    participant-major table that was built before (sorted by time, stable)."""
+    import pandas as pd
+
+    from analysis.stages import faces
+
+    detections = _detections(200.0, np.random.default_rng(7))
+    params = faces.FaceParams(reid_min_separation=0.5)
+    table, info = faces.assign_participants(detections, ids, params)
+    shuffled, shuffled_info = faces.assign_participants(detections.sample(frac=1, random_state=3), ids, params)
+    pd.testing.assert_frame_equal(table, shuffled, check_exact=True)
+    assert info == shuffled_info
+    assert list(table.columns) == faces.COLUMNS and isinstance(table.index, pd.RangeIndex)
+    assert (np.diff(table.t_s.to_numpy()) >= 0).all()
+    assert (table.participant_id.to_numpy().reshape(-1, len(ids)) == np.array(ids)).all()
+    by_person = table.sort_values("participant_id", kind="stable", key=lambda c: c.map(ids.index))
+    again = by_person.sort_values("t_s", kind="stable", ignore_index=True)
+    pd.testing.assert_frame_equal(again, table, check_exact=True)
+
+
+def test_track_signature_distances_in_blocks_equal_the_whole(monkeypatch):
+    from analysis.stages import face_tracks
+
+    rng = np.random.default_rng(1)
+    stacked = rng.normal(0, 1, (1001, 231)).astype(np.float32)
+    mean = stacked.mean(0)
+    monkeypatch.setattr(face_tracks, "DISTANCE_BLOCK", 97)
+    assert np.array_equal(face_tracks._distances(stacked, mean), np.linalg.norm(stacked - np.float64(mean), axis=1))

@@ -26,10 +26,13 @@ def clean_main():
 
 
 @contextlib.contextmanager
-def process_pool(workers: int):
+def process_pool(workers: int, *, tasks_per_process: int | None = None):
     """A pool of ``workers`` fresh (spawned) processes for the ``with`` (a pool starts its
-    processes as tasks arrive, so the caller's ``__main__`` stays hidden throughout)."""
-    with clean_main(), ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
+    processes as tasks arrive, so the caller's ``__main__`` stays hidden throughout); with
+    ``tasks_per_process``, a process ends after that many tasks and a fresh one takes its place
+    (memory a task leaves behind then never adds up over many tasks)."""
+    with clean_main(), ProcessPoolExecutor(workers, mp_context=get_context("spawn"),
+                                           max_tasks_per_child=tasks_per_process) as pool:
         yield pool
 
 

@@ -182,23 +182,32 @@ def assign_tracks(detections: pd.DataFrame, n_participants: int, *, layout: str,
 
     ids, by_track = np.unique(track, return_inverse=True)
     members = np.split(np.argsort(by_track, kind="stable"), np.cumsum(np.bincount(by_track))[:-1])
+    # each track's signatures are stacked one track at a time and only what is used of them kept:
+    # their count, mean and (reference tracks) each one's distance from that mean; all tracks'
+    # stacks at once, and their float64 differences, held about 170 MB at 50 minutes
     summary = {}
     sig_rows = faces.signature.to_numpy()
     for tr, at in zip(ids, members):
         signatures = [s for s in sig_rows[at] if s is not None]
+        stacked = np.array(signatures) if signatures else np.zeros((0, 0))
         summary[tr] = {"times": t[at], "x": float(np.median(x[at])), "y": float(np.median(y[at])),
-                       "signatures": np.array(signatures) if signatures else np.zeros((0, 0))}
+                       "signatures": len(stacked), "dim": stacked.shape[1],
+                       "mean": stacked.mean(0) if len(stacked) else None,
+                       "within": (_distances(stacked, stacked.mean(0)) if tr in reference and len(stacked) >= min_frames
+                                  and len(stacked) else None)}
+        del signatures, stacked
     info["tracks"] = len(ids)
 
     # signatures of the participants, and whether they separate them
     spread, person = None, None
-    usable = reference and all(len(summary[tr]["signatures"]) >= min_frames for tr in reference)
+    usable = reference and all(summary[tr]["signatures"] >= min_frames for tr in reference)
     if usable and n >= 2:
-        person = np.zeros((n, summary[next(iter(reference))]["signatures"].shape[1]))
+        person = np.zeros((n, summary[next(iter(reference))]["dim"]))
         within = []
         for tr, k in reference.items():
-            person[k] = summary[tr]["signatures"].mean(0)
-            within.append(np.linalg.norm(summary[tr]["signatures"] - person[k], axis=1))
+            person[k] = _mean_signature(summary[tr])
+            within.append(summary[tr]["within"] if summary[tr]["within"] is not None else
+                          np.linalg.norm(np.zeros((0, 0)) - person[k], axis=1))
         spread = float(np.median(np.concatenate(within))) + 1e-9
         between = [np.linalg.norm(person[a] - person[b]) for a in range(n) for b in range(a + 1, n)]
         info["signature_separation"] = round(float(min(between) / spread), 2)
@@ -216,8 +225,8 @@ def assign_tracks(detections: pd.DataFrame, n_participants: int, *, layout: str,
         if tr in reference:
             plans.append((0, -len(s["times"]), tr, [reference[tr]], "reference"))
             continue
-        if person is not None and len(s["signatures"]) >= min_frames:
-            distance = np.linalg.norm(person - s["signatures"].mean(0), axis=1) / spread
+        if person is not None and s["signatures"] >= min_frames:
+            distance = np.linalg.norm(person - _mean_signature(s), axis=1) / spread
             by_signature = np.argsort(distance, kind="stable")
             best, second = distance[by_signature[0]], distance[by_signature[1]]
             if best <= max_distance and second - best >= min_margin:
@@ -236,3 +245,20 @@ def assign_tracks(detections: pd.DataFrame, n_participants: int, *, layout: str,
         out[track_rows[tr]] = k
         info["reidentified_tracks"] += how == "signature"
     return out, info
+
+
+def _mean_signature(track: dict) -> np.ndarray:
+    """The mean of a track's stacked signatures, as ``stacked.mean(0)`` (float32)."""
+    return track["mean"] if track["mean"] is not None else np.zeros((0, 0)).mean(0)
+
+
+# rows of a track's signatures whose distances are taken at a time (float64: 7.6 MB)
+DISTANCE_BLOCK = 4096
+
+
+def _distances(stacked: np.ndarray, mean: np.ndarray) -> np.ndarray:
+    """``np.linalg.norm(stacked - mean (as float64), axis=1)`` computed a block of rows at a
+    time, with the same values (each row's norm is its own reduction)."""
+    centre = np.asarray(mean, np.float64)
+    return np.concatenate([np.linalg.norm(stacked[i:i + DISTANCE_BLOCK] - centre, axis=1)
+                           for i in range(0, len(stacked), DISTANCE_BLOCK)])
