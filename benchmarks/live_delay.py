@@ -21,6 +21,7 @@ import argparse
 import json
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -33,7 +34,19 @@ MB = 1024
 
 
 def child(minutes: float, offline: bool) -> None:
-    """Record ``minutes`` live, finish, print one JSON line of figures."""
+    """Record ``minutes`` live in a new store under a temporary folder (removed after), finish,
+    print one JSON line of figures."""
+    from capture.store import Store
+
+    folder = Path(tempfile.mkdtemp(prefix="live-delay-"))
+    try:
+        _record_and_finish(Store(folder / "store").unlock(os.environ["PLAYBACK_PASSPHRASE"]), minutes, offline)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _record_and_finish(store, minutes: float, offline: bool) -> None:
+    """Record ``minutes`` into ``store`` live, finish, print the figures."""
     import pandas as pd
 
     from analysis.evaluation.metrics import der
@@ -43,9 +56,7 @@ def child(minutes: float, offline: bool) -> None:
     from capture.ingest import parse_participants
     from capture.live.devices import FileCamera, WavMicrophone
     from capture.live.recorder import Recorder
-    from capture.store import Store
 
-    store = Store(Path(tempfile.mkdtemp(prefix="live-delay-")) / "store").unlock(os.environ["PLAYBACK_PASSPHRASE"])
     people = parse_participants("Alex,Sam")
     records = {p["id"]: make_record(p["id"], "all", method="cli") for p in people}
     recorder = Recorder(store, people, records, mics=[WavMicrophone(SAMPLE, loop=True)],
@@ -55,6 +66,7 @@ def child(minutes: float, offline: bool) -> None:
     recorder.wait(minutes * 60)
     steps: dict[str, float] = {}
     stop = time.perf_counter()
+    load_at_stop = os.getloadavg()[0]
 
     def sealed(kept: bool) -> None:
         began = time.perf_counter()
@@ -68,7 +80,8 @@ def child(minutes: float, offline: bool) -> None:
     out = {"minutes": minutes, "recorded_s": manifest["duration_s"], "delay_s": round(delay, 2),
            "drain_s": round(steps["drain_s"], 2), "drained": steps["drain_ok"],
            "assemble_s": round(steps["assemble_s"], 2), "finish_s": report["seconds"], "stages": report["stages"],
-           "live": report["live"],
+           "live": report["live"], "load_average_at_stop": round(load_at_stop, 2),
+           "load_average_after": round(os.getloadavg()[0], 2),
            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // MB,
            "worker_peak_rss_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss // MB}
     if offline:
@@ -112,12 +125,12 @@ def main(argv: list[str] | None = None) -> int:
         row = json.loads(line[2:])
         rows.append(row)
         print(json.dumps(row), flush=True)
-    print(f"\n{'minutes':>7} {'delay s':>8} {'drain':>6} {'assemble':>9} {'finish':>7} {'peak MB':>8} {'worker MB':>9}"
+    print(f"\n{'minutes':>7} {'delay s':>8} {'drain':>6} {'assemble':>9} {'finish':>7} {'peak MB':>8} {'worker MB':>9} {'load':>5}"
           f" {'offline s':>9}  stages of the finish (s)")
     for r in rows:
         stages = ", ".join(f"{k} {v:.1f}" for k, v in r["stages"].items())
         print(f"{r['minutes']:>7.1f} {r['delay_s']:>8.1f} {r['drain_s']:>6.1f} {r['assemble_s']:>9.1f} "
-              f"{r['finish_s']:>7.1f} {r['peak_rss_mb']:>8} {r['worker_peak_rss_mb']:>9} "
+              f"{r['finish_s']:>7.1f} {r['peak_rss_mb']:>8} {r['worker_peak_rss_mb']:>9} {r['load_average_at_stop']:>5.1f} "
               f"{r.get('offline_s', float('nan')):>9.1f}  {stages}")
     if len(rows) > 1:
         a, b = rows[0], rows[-1]
