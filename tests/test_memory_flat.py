@@ -190,3 +190,88 @@ def test_track_signature_distances_in_blocks_equal_the_whole(monkeypatch):
     mean = stacked.mean(0)
     monkeypatch.setattr(face_tracks, "DISTANCE_BLOCK", 97)
     assert np.array_equal(face_tracks._distances(stacked, mean), np.linalg.norm(stacked - np.float64(mean), axis=1))
+
+
+# ---- the session's audio: decoded as it is decrypted, held as 16-bit samples -------------------
+@pytest.mark.parametrize("damage", [None, "flip_middle", "cut_end"])
+def test_session_audio_is_decoded_as_it_is_decrypted(store, damage):
+    """``Session.audio`` decodes the stored WAV from the decrypting reader, as 16-bit samples:
+    the same values as decoding its bytes, and a damaged file still raises IntegrityError (an error inside
+    libsndfile's read callback would otherwise only be printed, and the audio cut short)."""
+    from analysis.pipeline import Session
+    from capture.errors import IntegrityError
+    from capture.ingest import import_media
+    from capture.media import Pcm16Signal, decode_wav
+    from conftest import shared
+
+    session_id = import_media(store, shared("data/ami-group/mixture.wav"), "Alex,Sam")
+    rel = store.manifest(session_id)["media"]["audio"]
+    if damage is None:
+        expected, rate = decode_wav(store.read_bytes(session_id, rel))
+        y, sr = Session(store, session_id).audio()
+        assert sr == rate and y.dtype == expected.dtype and np.array_equal(y, expected)
+        assert isinstance(y, Pcm16Signal) and y.pcm.nbytes * 2 == expected.nbytes       # held at half the size
+        return
+    path = store.root / "sessions" / session_id / rel
+    data = bytearray(path.read_bytes())
+    if damage == "flip_middle":
+        data[len(data) // 2] ^= 0x40
+    else:
+        data = data[: len(data) * 3 // 4]
+    path.write_bytes(bytes(data))
+    with pytest.raises(IntegrityError):
+        Session(store, session_id).audio()
+
+
+@pytest.fixture(scope="module")
+def pcm_speech(speech):
+    """The speech as the import stores it (16-bit WAV), decoded both ways: ``(float32 array,
+    Pcm16Signal)`` of the same samples."""
+    import io
+
+    from capture.media import Pcm16Signal, decode_wav, decode_wav_signal, encode_wav
+
+    wav = encode_wav(speech, sr=SR)
+    y, _ = decode_wav(wav)
+    signal, sr = decode_wav_signal(io.BufferedReader(io.BytesIO(wav)))
+    assert isinstance(signal, Pcm16Signal) and sr == SR and signal.pcm.nbytes * 2 == y.nbytes
+    return y, signal
+
+
+def test_a_pcm16_signal_has_the_float32_values(pcm_speech):
+    y, signal = pcm_speech
+    assert len(signal) == len(y) and signal.shape == y.shape and signal.dtype == y.dtype
+    assert np.array_equal(signal[:], y) and np.array_equal(np.asarray(signal), y)
+    assert np.array_equal(signal[12345:67890], y[12345:67890]) and np.array_equal(signal[-5:], y[-5:])
+    assert signal.max() == y.max() and signal.min() == y.min()
+    assert np.max(signal) == np.max(y) and np.min(signal) == np.min(y)
+    assert np.mean(signal, dtype=np.float64) == np.mean(y, dtype=np.float64)
+    assert tone._abs_peak(signal) == tone._abs_peak(y)
+
+
+def test_audio_stages_give_the_same_on_a_pcm16_signal(pcm_speech, small_blocks, monkeypatch):
+    """Every audio function the embedded backend and the tone stage run on the session's signal
+    gives exactly what it gives on the float32 array (blocks small enough that many edges fall
+    inside speech; Praat's blocks too, so that the whole signal's peak is taken)."""
+    from analysis.core.frames import frame_level_db
+    from analysis.stages.speakers import overlap
+
+    monkeypatch.setattr(diarization, "VAD_BLOCK_SAMPLES", 512 * 37)
+    monkeypatch.setattr(tone, "PRAAT_BLOCK_S", 20.0)
+    y, signal = pcm_speech
+    assert np.array_equal(diarization.vad_probabilities(signal, SR), diarization.vad_probabilities(y, SR))
+    short = (y[: 16_001], signal.__class__(signal.pcm[: 16_001]))
+    assert np.array_equal(diarization.vad_probabilities(short[1], SR), diarization.vad_probabilities(short[0], SR))
+    assert np.array_equal(frame_level_db(signal, SR), frame_level_db(y, SR))
+    mask = diarization.speech_mask(y, SR)
+    assert np.array_equal(diarization.speech_mask(signal, SR), mask)
+    assert np.array_equal(diarization.ge2e_mel(signal, SR), diarization.ge2e_mel(y, SR))
+    spans = diarization.speech_chunks(mask)
+    assert np.array_equal(diarization.mfcc_statistics(signal, SR, mask, spans),
+                          diarization.mfcc_statistics(y, SR, mask, spans))
+    head = (y[: 30 * SR], signal.__class__(signal.pcm[: 30 * SR]))
+    a, b = overlap.speaker_activity(head[1], SR), overlap.speaker_activity(head[0], SR)
+    assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])
+    import pandas as pd
+
+    pd.testing.assert_frame_equal(tone.prosody_frames(signal, SR), tone.prosody_frames(y, SR), check_exact=True)

@@ -9,6 +9,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from capture.media import Pcm16Signal
+
 FRAME_S = 0.01  # label resolution of every audio stage, seconds
 
 
@@ -28,6 +30,12 @@ def frame_level_db(y: np.ndarray, sr: int, *, frame_s: float = FRAME_S) -> np.nd
         block[: len(piece)] = piece
         power[first:first + count] = np.mean(block.reshape(count, hop) ** 2, axis=1)
     return 10 * np.log10(power + 1e-12)
+
+
+def as_signal(y) -> np.ndarray | Pcm16Signal:
+    """``y`` for code that reads a signal a slice at a time: a :class:`Pcm16Signal` as it is
+    (its slices are float32 arrays), anything else as ``np.asarray(y)``."""
+    return y if isinstance(y, Pcm16Signal) else np.asarray(y)
 
 
 def centred_frame_blocks(y: np.ndarray, frame_length: int, hop: int, block_frames: int):

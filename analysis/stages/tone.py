@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.core import events as ev
-from analysis.core.frames import centred_frame_blocks
+from analysis.core.frames import as_signal, centred_frame_blocks
 
 
 @dataclass(frozen=True)
@@ -165,7 +165,7 @@ def _rms(y: np.ndarray, hop: int) -> np.ndarray:
     import librosa
 
     return np.concatenate([librosa.feature.rms(y=samples, frame_length=2 * hop, hop_length=hop, center=False)[0]
-                           for _, samples in centred_frame_blocks(np.asarray(y), 2 * hop, hop, LOUDNESS_BLOCK_FRAMES)])
+                           for _, samples in centred_frame_blocks(as_signal(y), 2 * hop, hop, LOUDNESS_BLOCK_FRAMES)])
 
 
 def _praat_sound(y: np.ndarray, sr: int):

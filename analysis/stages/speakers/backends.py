@@ -25,11 +25,12 @@ def model_versions(params: DiarizationParams) -> dict:
 
 def diarize_backend_frames(y: np.ndarray, sr: int, *, n_speakers: int | None,
                            params: DiarizationParams) -> FrameDiarization:
-    """Frame-level diarization (10 ms frames) of ``y`` (``sr`` Hz) with ``params.backend``."""
-    if params.backend == "segmentation3":
-        return segmentation3.diarize_frames(y, sr, n_speakers=n_speakers, params=params.segmentation3)
+    """Frame-level diarization (10 ms frames) of ``y`` (``sr`` Hz; an array or a
+    :class:`capture.media.Pcm16Signal`) with ``params.backend``."""
+    if params.backend == "segmentation3":         # these take the whole signal as an array
+        return segmentation3.diarize_frames(np.asarray(y), sr, n_speakers=n_speakers, params=params.segmentation3)
     if params.backend == "hybrid":
-        return hybrid.diarize_frames(y, sr, n_speakers=n_speakers, params=params)
+        return hybrid.diarize_frames(np.asarray(y), sr, n_speakers=n_speakers, params=params)
     if params.backend != "embedded":
         raise ValueError(f"diarization backend {params.backend!r}: use 'embedded', 'segmentation3' or 'hybrid'")
     return diarization.diarize_frames(y, sr, n_speakers=n_speakers, params=params)

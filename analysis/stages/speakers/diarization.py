@@ -30,6 +30,7 @@ import pandas as pd
 from analysis.core.frames import (
     FRAME_S,
     activity_to_segments,
+    as_signal,
     fill_same_speaker_pauses,
     centred_frame_blocks,
     fill_short_runs,
@@ -40,6 +41,7 @@ from analysis.core.models import SEGMENTATION, shared_model
 from analysis.stages.speakers import overlap
 from analysis.stages.speakers.overlap import OverlapParams, model_version
 from capture.errors import ModelUnavailableError
+from capture.media import Pcm16Signal
 
 
 @dataclass(frozen=True)
@@ -220,6 +222,8 @@ def vad_probabilities(y: np.ndarray, sr: int) -> np.ndarray:
         y, sr = y[:: sr // 16000], 16000
     chunk = 512 if sr == 16000 else 256     # Silero's chunk at 16 kHz and 8 kHz
     model = _vad_model()
+    if isinstance(y, Pcm16Signal):
+        return _vad_in_blocks(model, y, sr, chunk)
     x = torch.from_numpy(np.ascontiguousarray(y, np.float32))
     whole = len(x) - len(x) % chunk
     with torch.no_grad():
@@ -229,6 +233,30 @@ def vad_probabilities(y: np.ndarray, sr: int) -> np.ndarray:
             last[0, :len(x) - whole] = x[whole:]
             parts.append(model(last, sr))
     return torch.cat(parts, 1).numpy()[0]
+
+
+# samples of a 16-bit signal converted to float32 at a time for Silero (a multiple of its chunks)
+VAD_BLOCK_SAMPLES = 2**20
+
+
+def _vad_in_blocks(model, y: Pcm16Signal, sr: int, chunk: int) -> np.ndarray:
+    """:func:`vad_probabilities` of a :class:`Pcm16Signal`, :data:`VAD_BLOCK_SAMPLES` at a time:
+    Silero's ``audio_forward`` loop (the state reset, then ``forward`` on each chunk in turn,
+    the last one padded with zeros) run here, so neither a whole float32 copy of the signal nor
+    a tensor per chunk of the whole recording is held."""
+    import torch
+
+    out = np.empty(-(-len(y) // chunk), np.float32)
+    model.reset_states()
+    with torch.no_grad():
+        for first in range(0, len(y), VAD_BLOCK_SAMPLES):
+            block = y[first:first + VAD_BLOCK_SAMPLES]
+            if len(block) % chunk:
+                block = np.pad(block, (0, chunk - len(block) % chunk))
+            x = torch.from_numpy(block)[None]
+            for i in range(0, x.shape[1], chunk):
+                out[(first + i) // chunk] = model(x[:, i:i + chunk], sr)[0, 0]
+    return out
 
 
 def _fit_edges_to_level(mask: np.ndarray, level_db: np.ndarray, *, params: DiarizationParams) -> np.ndarray:
@@ -278,7 +306,7 @@ def mel_power(y: np.ndarray, sr: int, *, n_fft: int, hop: int, n_mels: int, prep
     import librosa
 
     out = None
-    for first, samples in centred_frame_blocks(np.asarray(y), n_fft, hop, SPECTRUM_BLOCK_FRAMES):
+    for first, samples in centred_frame_blocks(as_signal(y), n_fft, hop, SPECTRUM_BLOCK_FRAMES):
         block = librosa.feature.melspectrogram(y=prepare(samples) if prepare else samples, sr=sr, n_fft=n_fft,
                                                hop_length=hop, n_mels=n_mels, center=False)
         if out is None:

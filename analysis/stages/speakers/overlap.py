@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from analysis.core.frames import FRAME_S, fill_short_runs, hysteresis
+from analysis.core.frames import FRAME_S, as_signal, fill_short_runs, hysteresis
 from analysis.core.models import SEGMENTATION, resolve_model, shared_model
 
 MODEL_RATE_HZ = 16000
@@ -102,7 +102,7 @@ def activity_at(y: np.ndarray, starts: list[int], *, params: OverlapParams = Ove
     (16 kHz, holding the recording from sample ``offset``) starting at samples ``starts``."""
     import torch
 
-    y = np.asarray(y, np.float32)
+    y = as_signal(y) if getattr(y, "dtype", None) == np.float32 else np.asarray(y, np.float32)
     win = int(WINDOW_S * MODEL_RATE_HZ)
     model = _segmentation_model()
     outputs = []
