@@ -39,7 +39,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.core import events as ev
-from analysis.core.workers import background_thread, process_pool
+from analysis.core.workers import background_thread, process_pool, release_free_memory
 from analysis.stages import dynamics, expressions, faces, tone
 from analysis.stages.speakers import (
     backends,
@@ -677,6 +677,7 @@ def analyze(store: Store, session_id: str, *, params: Params | None = None, hook
     planned = plan(session, params, force=force)
     in_background = cores_for_faces(session, params, planned) < (os.cpu_count() or 1)
     records = []
+    release_free_memory()       # what this process freed before (an import of the session) is not held under the stages
     with background_thread("playback-early") as background:
         for step in planned:
             if in_background and step.runs and step.stage.early is not None:
@@ -693,11 +694,14 @@ def analyze(store: Store, session_id: str, *, params: Params | None = None, hook
             meta = {"stage": stage.name, "stage_version": stage.version, "params": step.recorded, **info}
             for rel, frame in tables.items():
                 store.write_table(session_id, f"derived/{rel}", frame, meta)
+            outputs = sorted(tables)
+            del tables
+            release_free_memory()               # what the stage freed does not stay under the next one's peak
             early = {"early_seconds": session.early_seconds[stage.name]} if stage.name in session.early_seconds else {}
             record = {
                 "stage": stage.name, "stage_version": stage.version, "code_version": CODE_VERSION,
                 "fingerprint": step.fingerprint, "inputs": step.inputs, "params": step.recorded,
-                "outputs": sorted(tables), "status": "ok", "finished_utc": utc_now(), "seconds": round(elapsed, 3),
+                "outputs": outputs, "status": "ok", "finished_utc": utc_now(), "seconds": round(elapsed, 3),
                 **early, "python": platform.python_version(), **info,
             }
             store.write_json(session_id, run_json_path(stage.name), record)
