@@ -4,6 +4,7 @@ Usage (from the repository root):
     python -m benchmarks.dynamics                 # true speech segments -> analyse_dynamics
     python -m benchmarks.dynamics --from-audio    # mixture -> the single-microphone backend -> dynamics
     python -m benchmarks.dynamics --from-audio --backend embedded,hybrid   # one table per backend
+    python -m benchmarks.dynamics --from-audio --backend hybrid --hybrid overlap_probability=0.3   # a HybridParams trial
     python -m benchmarks.dynamics --multitrack    # one mic per person (-20 dB crosstalk) -> Silero VAD per track
     options: --n 12 --seed 0 --tolerance 0.5
 
@@ -48,7 +49,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--multitrack", action="store_true", help="Silero VAD on each person's track (with crosstalk)")
     ap.add_argument("--backend", default="embedded",
                     help="single-microphone backend(s) for --from-audio: embedded, segmentation3, hybrid or a comma-separated list")
+    ap.add_argument("--hybrid", nargs="*", default=[], metavar="FIELD=VALUE",
+                    help="HybridParams changes for the hybrid backend (as benchmarks.diarization --hybrid)")
     a = ap.parse_args(argv)
+    from benchmarks.diarization import hybrid_params
+
+    trial = hybrid_params(a.hybrid)
     t0 = time.perf_counter()
     comps = compose_set(n=a.n, seed=a.seed)
     dur = sum(c.duration_s for c in comps)
@@ -60,9 +66,9 @@ def main(argv: list[str] | None = None) -> int:
     for mode, backend in modes:
         t1 = time.perf_counter()
         if backend:
-            print(f"backend={backend}")
+            print(f"backend={backend}" + (f" ({' '.join(a.hybrid)})" if backend == "hybrid" and a.hybrid else ""))
         table = run(mode=mode, tolerance_s=a.tolerance, compositions=comps,
-                    diarization=DiarizationParams(backend=backend or "embedded"))
+                    diarization=DiarizationParams(backend=backend or "embedded", hybrid=trial))
         table = table.assign(competitive_acc=np.where(table.tone_total > 0, table.tone_agree / table.tone_total.clip(lower=1), np.nan))
         print(table[["cls", "tp", "fp", "fn", "precision", "recall", "f1", "competitive_acc"]]
               .round(3).to_string(index=False))

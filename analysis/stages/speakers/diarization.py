@@ -92,6 +92,24 @@ class HybridParams:
                                       # 11.9 %, but dynamics --from-audio successful F1 0.63 instead
                                       # of 0.72; on dev01 a count of 1.2 holds on half the overlapped
                                       # frames and 0.7 % of the others, 1.5 on 16 % of them)
+    overlap_probability: float | None = None  # if set, two speak where segmentation-3.0's soft
+                                      # overlap probability (its two-speaker powerset classes,
+                                      # averaged over windows) reaches this, instead of overlap_count.
+                                      # 0.3: pooled 27.4 % (dev01 17.4 %, mixture 12.3 %; 0.2 and
+                                      # 0.4: 27.8 %) but dynamics --from-audio F1 0.53 / 0.60 / 0.63,
+                                      # as overlap_count 1.25: more overlap costs interruptions
+    clustering: str = "ward"          # chunk clustering: "ward" (Ward agglomerative on the unit
+                                      # embeddings) or "kmeans" (the embedded backend's); either
+                                      # picks the count by silhouette. With cluster_min_s 0.5: pooled
+                                      # 25.6 % instead of 28.1 % (trn06 16.5 % instead of 40.9 %:
+                                      # k-means split its main speaker; trn08 47.6 instead of
+                                      # 49.7 %), no file worse by more than 0.1 point. Ward on every
+                                      # chunk: 25.5 % but dev01 25.2 %; k-means with cluster_min_s
+                                      # 1.0: 27.3 %; Ward with 1.0: 26.1 %, trn08 52.5 %
+    cluster_min_s: float = 0.5        # chunks shorter than this are left out of clustering and join
+                                      # the nearest cluster's centroid afterwards (0: all clustered;
+                                      # 0.5 as segmentation-3.0's min_embedding_s: shorter speech
+                                      # gives an unreliable embedding)
     voice: str = "campplus"           # who: "campplus" (the embedded backend's chunk clustering
                                       # and 1.5 s window scoring, on CAM++ embeddings) or "ge2e"
                                       # (Resemblyzer, as the embedded backend): pooled 28.3 % vs

@@ -7,11 +7,14 @@ backend's voice scoring says *who*.
    has it (default ``speech="silero"``), or the count's (``"segmentation3"``, ``"union"``,
    ``"near"``: measured worse, see :class:`~analysis.stages.speakers.diarization.HybridParams`).
 2. **Who** as :mod:`analysis.stages.speakers.diarization` decides it: speech chunks (at most
-   3 s) embedded and clustered (k-means bounded by the participant list), then every frame
+   3 s) embedded and clustered (``clustering``: k-means or Ward, the count bounded by the
+   participant list and chosen by silhouette; chunks under ``cluster_min_s`` join the nearest
+   cluster afterwards, :func:`cluster_chunks`), then every frame
    scored against each cluster by sliding 1.5 s windows (embedding + MFCC-statistics
    similarity); the best cluster, majority-filtered, speaks. The embeddings are CAM++ (default
    ``voice="campplus"``) or GE2E (``"ge2e"``, the embedded backend's own).
-3. **Overlap**: where segmentation-3.0's mean count reaches ``overlap_count``, the second-best
+3. **Overlap**: where segmentation-3.0's mean count reaches ``overlap_count`` (or its soft
+   overlap probability reaches ``overlap_probability``, off by default), the second-best
    cluster also speaks (instead of the 2021 overlap model the embedded backend uses).
 4. **Pauses inside a turn** (off by default, ``counted_pause_s``): a pause between two
    stretches of one speaker is theirs where segmentation-3.0 counts speech all through it.
@@ -104,6 +107,58 @@ def _campplus_voices(y: np.ndarray, sr: int, mask: np.ndarray, chunks: list[tupl
     return chunk_emb, np.asarray(starts) * FRAME_S, window_emb
 
 
+def _ward(emb: np.ndarray, n_speakers: int | None, params: DiarizationParams) -> np.ndarray:
+    """Ward agglomerative labels 0..k-1 of unit embeddings ``emb``: ``n_speakers`` clusters when
+    that is 1 or 2, otherwise the count from 2 up to ``n_speakers`` (or ``max_speakers``) with the
+    best cosine silhouette (as :func:`~analysis.stages.speakers.diarization.cluster`)."""
+    from scipy.cluster.hierarchy import fcluster, linkage
+    from sklearn.metrics import silhouette_score
+
+    if len(emb) < 2 or (n_speakers is not None and n_speakers < 2):
+        return np.zeros(len(emb), int)
+    tree = linkage(emb, method="ward")
+
+    def cut(k: int) -> np.ndarray:
+        return np.unique(fcluster(tree, k, criterion="maxclust"), return_inverse=True)[1]
+
+    if n_speakers is not None and min(n_speakers, len(emb)) <= 2:
+        return cut(2)
+    most = min(n_speakers if n_speakers is not None else params.max_speakers, len(emb) - 1)
+    best, best_score = np.zeros(len(emb), int), (-1.0 if n_speakers is not None else 0.1)
+    for k in range(2, most + 1):
+        labels = cut(k)
+        score = silhouette_score(emb, labels, metric="cosine") if labels.max() > 0 else -1.0
+        if score > best_score:
+            best, best_score = labels, score
+    return best
+
+
+def cluster_chunks(emb: np.ndarray, seconds: np.ndarray, n_speakers: int | None,
+                   params: DiarizationParams) -> np.ndarray:
+    """Cluster labels of the chunk embeddings ``emb`` (unit rows; ``seconds`` long each) by
+    ``params.hybrid.clustering``; chunks shorter than ``cluster_min_s`` (their embeddings the
+    least reliable) join the nearest duration-weighted centroid of the others afterwards, when at
+    least three chunks are long enough."""
+    hybrid = params.hybrid
+
+    def run(e: np.ndarray, w: np.ndarray) -> np.ndarray:
+        if hybrid.clustering == "ward":
+            return _ward(e, n_speakers, params)
+        return cluster(e, n_speakers, params=params, weights=w)
+
+    if len(emb) == 0:
+        return np.zeros(0, int)
+    long = seconds >= hybrid.cluster_min_s
+    if long.all() or long.sum() < 3:
+        return run(emb, seconds)
+    own = run(emb[long], seconds[long])
+    centroids = _unit(np.array([(emb[long][own == c] * seconds[long][own == c, None]).sum(0)
+                                for c in range(int(own.max()) + 1)]))
+    labels = (emb @ centroids.T).argmax(1)
+    labels[long] = own
+    return np.unique(labels, return_inverse=True)[1]
+
+
 def diarize_frames(y: np.ndarray, sr: int, *, n_speakers: int | None,
                    params: DiarizationParams = DiarizationParams()) -> FrameDiarization:
     """Frame-level diarization (10 ms frames) of ``y`` (``sr`` Hz) by the hybrid backend, with
@@ -112,7 +167,7 @@ def diarize_frames(y: np.ndarray, sr: int, *, n_speakers: int | None,
     hybrid = params.hybrid
     silero = speech_mask(y, sr, params=params)
     n = len(silero)
-    count = segmentation3.speaker_count(y, sr, n, params.segmentation3)
+    count, overlap = segmentation3.count_and_overlap(y, sr, n, params.segmentation3)
     seg_speech = _clean(count >= hybrid.speech_count, fill=int(hybrid.fill_pause_s / FRAME_S), least=int(hybrid.min_speech_s / FRAME_S))
     if hybrid.speech == "near":
         reach = int(hybrid.near_s / FRAME_S)
@@ -126,8 +181,8 @@ def diarize_frames(y: np.ndarray, sr: int, *, n_speakers: int | None,
     else:
         mel = ge2e_mel(y, sr)
         chunk_emb = chunk_embeddings(mel, chunks)
-    chunk_labels = cluster(chunk_emb, n_speakers, params=params,
-                           weights=np.array([b - a for a, b in chunks], float) if chunks else None)
+    chunk_labels = cluster_chunks(chunk_emb, np.array([b - a for a, b in chunks], float) * FRAME_S, n_speakers,
+                                  params)
     k = int(chunk_labels.max()) + 1 if len(chunk_labels) else 1
     if hybrid.voice == "campplus":
         def score():
@@ -145,7 +200,9 @@ def diarize_frames(y: np.ndarray, sr: int, *, n_speakers: int | None,
         others = filled.copy()
         speaking = labels >= 0
         others[np.flatnonzero(speaking), labels[speaking]] = -np.inf
-        overlapped = (count >= hybrid.overlap_count) & speaking & np.isfinite(others.max(1))
+        two = count >= hybrid.overlap_count if hybrid.overlap_probability is None else \
+            overlap >= hybrid.overlap_probability
+        overlapped = two & speaking & np.isfinite(others.max(1))
         second[overlapped] = others[overlapped].argmax(1)
     if hybrid.voice == "campplus" and hybrid.prints != "campplus":
         centroids = None  # enrolment then computes GE2E cluster prints from the labels

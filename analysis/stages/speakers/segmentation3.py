@@ -252,28 +252,49 @@ def speaker_count(y: np.ndarray, sr: int, n_frames: int,
     segmentation-3.0 alone: its sliding windows' local activities summed and averaged over the
     overlapping windows (pyannote's ``speaker_count`` before it rounds), shape (n_frames,)
     float. No embedding."""
+    return count_and_overlap(y, sr, n_frames, params)[0]
+
+
+def count_and_overlap(y: np.ndarray, sr: int, n_frames: int,
+                      params: Segmentation3Params = Segmentation3Params()) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`speaker_count` and, from the same forward passes, the **overlap probability** of
+    each 10 ms frame: segmentation-3.0's powerset probability of its two-speaker classes, averaged
+    over the overlapping windows (soft, where the count takes each window's most likely class);
+    two arrays of shape (n_frames,)."""
     import torch
+    from pyannote.audio import Inference
+    from pyannote.audio.utils.powerset import Powerset
+    from pyannote.core import SlidingWindowFeature
 
     if sr != MODEL_RATE_HZ:
         import librosa
 
         y = librosa.resample(np.asarray(y, np.float32), orig_sr=sr, target_sr=MODEL_RATE_HZ)
+    model = _segmentation_model()
+    spec = model.specifications
+    spec = spec[0] if isinstance(spec, (list, tuple)) else spec
+    sizes = Powerset(len(spec.classes), spec.powerset_max_classes).mapping.sum(1).numpy()
+    inference = Inference(model, duration=spec.duration, step=params.step_s, skip_aggregation=True,
+                          skip_conversion=True, batch_size=params.batch)
     waveform = torch.from_numpy(np.ascontiguousarray(y, np.float32)).reshape(1, -1)
-    pipeline = build_pipeline(params)
-    file = {"waveform": waveform, "sample_rate": MODEL_RATE_HZ, "uri": "session"}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        segmentations = pipeline.get_segmentations(file)
-        from pyannote.audio import Inference
-
-        count = Inference.aggregate(np.sum(segmentations, axis=-1, keepdims=True),
-                                    pipeline._segmentation.model.receptive_field, hamming=False, missing=0.0,
-                                    skip_average=False)
-    window = count.sliding_window
+        log_probs = inference({"waveform": waveform, "sample_rate": MODEL_RATE_HZ, "uri": "session"})
+    probs = np.exp(log_probs.data)  # (windows, frames, powerset classes)
+    per_window = {"count": sizes[probs.argmax(-1)][..., None],
+                  "overlap": probs[..., sizes >= 2].sum(-1, keepdims=True)}
     times = (np.arange(n_frames) + 0.5) * FRAME_S
-    index = np.clip(np.floor((times - window.start - window.duration / 2) / window.step + 0.5).astype(int),
-                    0, len(count.data) - 1)
-    return np.asarray(count.data[:, 0], float)[index] if len(count.data) else np.zeros(n_frames)
+    out = []
+    for name in ("count", "overlap"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            mean = Inference.aggregate(SlidingWindowFeature(per_window[name].astype(np.float32), log_probs.sliding_window),
+                                       model.receptive_field, hamming=False, missing=0.0, skip_average=False)
+        window = mean.sliding_window
+        index = np.clip(np.floor((times - window.start - window.duration / 2) / window.step + 0.5).astype(int),
+                        0, len(mean.data) - 1)
+        out.append(np.asarray(mean.data[:, 0], float)[index] if len(mean.data) else np.zeros(n_frames))
+    return out[0], out[1]
 
 
 def diarize(y: np.ndarray, sr: int, *, n_speakers: int | None,
