@@ -105,7 +105,9 @@ class HybridParams:
                                       # k-means split its main speaker; trn08 47.6 instead of
                                       # 49.7 %), no file worse by more than 0.1 point. Ward on every
                                       # chunk: 25.5 % but dev01 25.2 %; k-means with cluster_min_s
-                                      # 1.0: 27.3 %; Ward with 1.0: 26.1 %, trn08 52.5 %
+                                      # 1.0: 27.3 %; Ward with 1.0: 26.1 %, trn08 52.5 %. Shorter
+                                      # chunks (chunk_max_s 2.0 / 1.5 with Ward and 0.5 s): pooled
+                                      # 27.7 % (mixture 19.8 %) / 26.1 % (dev00 21.5 %)
     cluster_min_s: float = 0.5        # chunks shorter than this are left out of clustering and join
                                       # the nearest cluster's centroid afterwards (0: all clustered;
                                       # 0.5 as segmentation-3.0's min_embedding_s: shorter speech
