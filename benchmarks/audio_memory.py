@@ -1,12 +1,13 @@
 """Peak memory of the audio stages' whole-signal functions, at two session lengths.
 
-    .venv/bin/python -m benchmarks.audio_memory [--minutes 10 30] [--functions ge2e_mel prosody_frames ...]
+    .venv/bin/python -m benchmarks.audio_memory [--minutes 10 30] [--functions ge2e_mel prosody_frames ...] [--pcm16]
 
 Real speech (the shared AMI group excerpt ``../shared/data/ami-group/mixture.wav``, 60 s,
 16 kHz) is looped to each length (plus 0.37 s, so that no length is a round number of samples)
-as float32, as the pipeline decodes a session's audio. Each function at each length runs in a
-fresh child process that loads the models first (on 2 s of audio), then calls the function once
-and reports two peaks, in MB (10^6 bytes), above what was held before the call:
+as float32 (with ``--pcm16``, as the pipeline holds a session's audio: a
+``capture.media.Pcm16Signal`` of its 16-bit samples, 1.92 MB per minute). Each function at
+each length runs in a fresh child process that loads the models first (on 2 s of audio), then
+calls the function once and reports two peaks, in MB (10^6 bytes), above what was held before the call:
 
 - **traced**: the highest memory allocated through Python and numpy during the call
   (``tracemalloc``); torch's and Praat's own allocations are not seen;
@@ -48,16 +49,19 @@ def _status_kb(field: str) -> int:
     raise KeyError(field)
 
 
-def _looped_speech(minutes: float):
+def _looped_speech(minutes: float, pcm16: bool = False):
     import numpy as np
     import soundfile as sf
 
-    speech, sr = sf.read(str(SPEECH), dtype="float32")
+    from capture.media import Pcm16Signal
+
+    speech, sr = sf.read(str(SPEECH), dtype="int16" if pcm16 else "float32")
     total = int(round(minutes * 60 * sr)) + ODD_SAMPLES
-    return np.tile(speech, total // len(speech) + 1)[:total], sr
+    looped = np.tile(speech, total // len(speech) + 1)[:total]
+    return (Pcm16Signal(looped) if pcm16 else looped), sr
 
 
-def child(minutes: float, name: str) -> None:
+def child(minutes: float, name: str, pcm16: bool = False) -> None:
     """Print one JSON line: ``{"function", "traced_mb", "resident_mb", "result_mb", "seconds"}``."""
     import numpy as np
 
@@ -65,7 +69,7 @@ def child(minutes: float, name: str) -> None:
     from analysis.stages import tone
     from analysis.stages.speakers import diarization, overlap
 
-    y, sr = _looped_speech(minutes)
+    y, sr = _looped_speech(minutes, pcm16)
     warm = y[: 2 * sr]
     diarization.speech_mask(warm, sr)                      # models loaded before measuring
     diarization.chunk_embeddings(diarization.ge2e_mel(warm, sr), [(0, 100)])
@@ -101,10 +105,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--minutes", type=float, nargs="+", default=[10.0, 30.0])
     parser.add_argument("--functions", nargs="+", choices=FUNCTIONS, default=FUNCTIONS)
+    parser.add_argument("--pcm16", action="store_true",
+                        help="the signal as the pipeline holds a session's audio: its 16-bit samples "
+                             "(capture.media.Pcm16Signal, 1.92 MB per minute)")
     parser.add_argument("--child", type=float, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child is not None:
-        child(args.child, args.functions[0])
+        child(args.child, args.functions[0], args.pcm16)
         return
     if not SPEECH.exists():
         sys.exit(f"missing {SPEECH}: ../shared must sit beside the project")
@@ -113,7 +120,8 @@ def main() -> None:
         results[minutes] = {}
         for name in args.functions:
             out = subprocess.run([sys.executable, "-m", "benchmarks.audio_memory", "--child", str(minutes),
-                                  "--functions", name], cwd=ROOT, capture_output=True, text=True)
+                                  "--functions", name, *(["--pcm16"] if args.pcm16 else [])], cwd=ROOT, capture_output=True,
+                                 text=True)
             if out.returncode:
                 sys.exit(f"{name} on {minutes:g} minutes failed:\n{out.stderr[-3000:]}")
             results[minutes][name] = json.loads(out.stdout.splitlines()[-1])
