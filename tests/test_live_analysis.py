@@ -38,9 +38,11 @@ def _plaintext(store) -> list[str]:
     return found + [str(p) for p in store.root.rglob("*") if p.is_file() and p.read_bytes()[:4] == b"PK\x03\x04"]
 
 
-def _record(store, scopes: dict[str, str], *, seconds: float, flush_s: float = 6.0, during=None):
+def _record(store, scopes: dict[str, str], *, seconds: float, flush_s: float = 6.0, during=None, watch=None):
     """Record the looped sample for ``seconds`` with live analysis; ``during(recorder, live)``
-    runs two thirds of the way in. Returns the recorder and the analyser, not yet stopped."""
+    runs two thirds of the way in, ``watch(recorder, live)`` every 0.2 s from then to the end,
+    and on (up to ``3 * seconds`` in all) until it returns true. Returns the recorder and the
+    analyser, not yet stopped."""
     people = parse_participants(",".join(scopes))
     records = {p["id"]: make_record(p["id"], scopes[p["name"]], method="cli") for p in people}
     recorder = Recorder(store, people, records, mics=[WavMicrophone(VIDEO, loop=True)],
@@ -50,7 +52,9 @@ def _record(store, scopes: dict[str, str], *, seconds: float, flush_s: float = 6
     recorder.wait(seconds * 2 / 3)
     if during:
         during(recorder, live)
-    recorder.wait(seconds)
+    recorder.wait(seconds, tick=(lambda _s: watch(recorder, live)) if watch else None)
+    while watch and not watch(recorder, live) and recorder.elapsed_s() < 3 * seconds:
+        recorder.wait(recorder.elapsed_s() + 0.5)       # a loaded machine: the worker started late
     return recorder, live
 
 
@@ -68,11 +72,14 @@ def recorded(tmp_path_factory):
     seen = {}
 
     def look(recorder, live):
-        seen["files"] = store.list_files(recorder.session_id, LIVE)
-        seen["running"] = live.running
         seen["plaintext"] = _plaintext(store)
 
-    recorder, live = _record(store, dict.fromkeys(NAMES, "all"), seconds=24, during=look)
+    def watch(recorder, live) -> bool:         # partials written while recording
+        seen.setdefault("files", set()).update(store.list_files(recorder.session_id, LIVE))
+        seen["running"] = seen.get("running", False) or live.running
+        return all(any(f"/{kind}-" in rel for rel in seen["files"]) for kind in ("faces", "voices"))
+
+    recorder, live = _record(store, dict.fromkeys(NAMES, "all"), seconds=24, during=look, watch=watch)
     session_id = recorder.session_id
     manifest = recorder.stop(sealed=lambda kept: seen.setdefault("drained", live.drain()))
     partials = {rel: store.read_bytes(session_id, rel) for rel in store.list_files(session_id, LIVE)}
