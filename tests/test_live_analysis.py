@@ -107,8 +107,13 @@ def test_finish_gives_what_an_offline_analysis_gives(recorded):
     # every voice result came from the live analysis: nothing computed at Stop
     assert re.fullmatch(r"live, 0 of \d+ chunks, 0 of \d+ windows computed at Stop, voice activity live",
                         report["live"]["speakers"]), report["live"]
+    # Live embeddings are computed in other batches than at Stop, so torch sums in another order
+    # and a value can differ in its 7th digit: enough to move a figure rounded to three decimals by
+    # one step (CI once saw a turn's confidence 0.993 live, 0.992 offline). Labels and counts are
+    # still compared exactly, and turn times lie on a 10 ms grid, far outside the tolerance.
     for name in TABLES:
-        pd.testing.assert_frame_equal(recorded["live"][name], recorded["offline"][name], obj=name)
+        pd.testing.assert_frame_equal(recorded["live"][name], recorded["offline"][name], obj=name,
+                                      check_exact=False, rtol=0, atol=0.0011)
     faces = recorded["live"]["faces.parquet"]
     # known answers: both drawn faces found, both voices heard and named
     assert set(faces.participant_id) == {"p1", "p2"}
