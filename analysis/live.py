@@ -318,7 +318,7 @@ class _Worker:
 
 
 def _serve(root: str, session_id: str, key: bytes | None, params: Params, done, poll_s: float, flush_s: float) -> None:
-    """The worker process: analyse sealed segments until ``done`` is set, then the rest, then stop."""
+    """The worker process: analyse sealed segments until ``done.value`` is set, then the rest, then stop."""
     import multiprocessing
     import signal
 
@@ -331,11 +331,13 @@ def _serve(root: str, session_id: str, key: bytes | None, params: Params, done, 
     try:
         worker = _Worker(Store.for_one_session(root, session_id, key), session_id, params, flush_s)
         while parent is None or parent.is_alive():      # a recorder killed (recovery assembles it later)
-            if done.is_set():
+            if done.value:
                 worker.step(final=True)
                 return
             if not worker.step():
-                done.wait(poll_s)
+                waited = time.monotonic() + poll_s
+                while not done.value and time.monotonic() < waited:     # a drain seen within 50 ms
+                    time.sleep(0.05)
     except Exception as exc:  # noqa: BLE001 - one line, never a traceback: the finish computes the rest
         print(f"playback: the live analysis stopped ({one_line(exc)}); what it had not done is computed at Stop.",
               file=sys.stderr)
@@ -361,7 +363,10 @@ class LiveAnalyser:
 
     def start(self) -> "LiveAnalyser":
         ctx = get_context("spawn")
-        self._done = ctx.Event()
+        # A flag in shared memory with no lock: a multiprocessing.Event's set() waits for every
+        # process asleep in its wait() to wake, so a worker killed while waiting (SIGKILL, the
+        # out-of-memory killer) made Stop hang for ever.
+        self._done = ctx.RawValue("b", 0)
         key = None if self.store.keys.plaintext else self.store.keys.data_key(self.session_id)
         self._process = ctx.Process(target=_serve, name="playback-live", daemon=True,
                                     args=(str(self.store.root), self.session_id, key, self.params, self._done,
@@ -379,7 +384,7 @@ class LiveAnalyser:
         well. Call it after the recorder sealed its last segments, before they are assembled."""
         if self._process is None:
             return False
-        self._done.set()
+        self._done.value = 1
         self._process.join(timeout_s)
         if self._process.is_alive():
             log.warning("live analysis did not finish within %.0f s; the rest is computed at Stop", timeout_s)

@@ -191,3 +191,51 @@ def test_a_killed_live_worker_loses_nothing(store):
     assert set(store.read_table(recorder.session_id, "derived/speakers.parquet")[0].participant_id) == {"p1", "p2"}
     assert store.session_row(recorder.session_id).status == "analysed"
     assert store.list_files(recorder.session_id, LIVE) == []
+
+
+def _cpu_ticks(pid: int) -> int:
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])          # utime + stime
+
+
+def test_stop_does_not_hang_on_a_worker_killed_while_it_waits(store):
+    """The worker killed while it waits for segments (every segment analysed, none left): Stop
+    goes on and the finish computes the rest. With a multiprocessing.Event, the drain's set()
+    waited for the dead waiter to wake, and Stop hung for ever (a fresh-clone CI run did, once,
+    in the test above: the kill had landed while the worker waited)."""
+    import os
+    import signal
+    import threading
+
+    recorder, live = _record(store, {"Alex": "all", "Sam": "all"}, seconds=4)
+    seen = {}
+
+    def kill_when_idle_then_drain(kept: bool) -> None:
+        pid, last, still_since, started = live._process.pid, -1, time.monotonic(), time.monotonic()
+        while time.monotonic() - still_since < 2.0 and time.monotonic() - started < 120:
+            ticks = _cpu_ticks(pid)                       # idle: no CPU used for 2 s
+            if ticks != last:
+                last, still_since = ticks, time.monotonic()
+            time.sleep(0.1)
+        seen["idle_alive"] = live.running
+        os.kill(pid, signal.SIGKILL)
+        live._process.join(10)
+        drain = threading.Thread(target=lambda: seen.setdefault("drained", live.drain(timeout_s=10)), daemon=True)
+        drain.start()
+        drain.join(20)
+        seen["hung"] = drain.is_alive()
+
+    manifest = recorder.stop(sealed=kill_when_idle_then_drain)
+    assert seen["idle_alive"] and not seen["hung"], "the drain hung on the killed worker"
+    assert seen["drained"] is False
+    report = finish(store, recorder.session_id)
+    assert manifest["duration_s"] > 3 and "at Stop" in report["live"]["speakers"]
+    assert store.read_table(recorder.session_id, "derived/faces.parquet")[0].t_s.max() > 3
+    assert len(store.read_table(recorder.session_id, "derived/speakers.parquet")[0]) > 0
+    assert store.session_row(recorder.session_id).status == "analysed"
+
+
+def _cpu_ticks(pid: int) -> int:
+    """CPU time (utime + stime, clock ticks) process ``pid`` has used."""
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])
