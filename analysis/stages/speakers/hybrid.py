@@ -76,7 +76,8 @@ def _fill_counted_pauses(labels: np.ndarray, counted: np.ndarray, longest: int) 
 def _campplus_voices(y: np.ndarray, sr: int, mask: np.ndarray, chunks: list[tuple[int, int]],
                      params: DiarizationParams, hop_s: float | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """CAM++ unit embeddings of each chunk's speech frames (n_chunks, 192) and of the sliding
-    ``window_s`` windows every ``hop_s`` holding at least ``min_window_speech`` speech:
+    ``window_s`` windows every ``hop_s`` holding at least ``min_window_speech`` speech (pooled from
+    one network pass per ``hybrid.campplus_block_s`` of windows, :func:`_pooled_windows`):
     ``(chunk_emb, window_starts_s, window_emb)``."""
     import torch
 
@@ -98,13 +99,48 @@ def _campplus_voices(y: np.ndarray, sr: int, mask: np.ndarray, chunks: list[tupl
             chunk_emb.append(model((f - f.mean(0, keepdim=True))[None])[0].numpy())
         win, hop = int(params.window_s / FRAME_S), int(round((hop_s or params.hop_s) / FRAME_S))
         starts = [s for s in range(0, max(n - win, 0) + 1, hop) if mask[s:s + win].mean() >= params.min_window_speech]
-        window_emb = []
-        for i in range(0, len(starts), 16):  # 16 a batch: fastest per window on one thread
-            batch = torch.stack([feats[s:s + win] for s in starts[i:i + 16]])
-            window_emb.append(model(batch - batch.mean(1, keepdim=True)).numpy())
+        block = int(params.hybrid.campplus_block_s / FRAME_S)
+        if block >= win:
+            window_emb = [_pooled_windows(model, feats, group, win) for group in _window_blocks(starts, win, block)]
+        else:
+            window_emb = []
+            for i in range(0, len(starts), 16):  # 16 a batch: fastest per window on one thread
+                batch = torch.stack([feats[s:s + win] for s in starts[i:i + 16]])
+                window_emb.append(model(batch - batch.mean(1, keepdim=True)).numpy())
     chunk_emb = _unit(np.asarray(chunk_emb).reshape(len(chunks), -1))
     window_emb = _unit(np.concatenate(window_emb)) if window_emb else np.zeros((0, chunk_emb.shape[1]))
     return chunk_emb, np.asarray(starts) * FRAME_S, window_emb
+
+
+def _window_blocks(starts: list[int], win: int, block: int) -> list[list[int]]:
+    """``starts`` (frames, ascending) grouped so that each group's windows of ``win`` frames lie
+    within ``block`` frames of the group's first start."""
+    groups: list[list[int]] = []
+    for s in starts:
+        if groups and s + win - groups[-1][0] <= block:
+            groups[-1].append(s)
+        else:
+            groups.append([s])
+    return groups
+
+
+def _pooled_windows(model, feats, starts: list[int], win: int) -> np.ndarray:
+    """CAM++ embeddings (len(starts), 192) of the windows of ``win`` feature frames at ``starts``:
+    the network's frame-level output over their whole span once (features mean-normalised over
+    that span), then each window's statistics pooled from its own frames (the network's first
+    layer halves the frame rate)."""
+    import torch
+
+    first, end = starts[0], starts[-1] + win
+    span = feats[first:end]
+    x = model.head((span - span.mean(0, keepdim=True))[None].permute(0, 2, 1))
+    layers = dict(model.xvector.named_children())
+    for name, module in layers.items():
+        if name in ("stats", "dense"):
+            break
+        x = module(x)
+    pooled = [layers["stats"](x[:, :, (s - first) // 2:(s - first + win + 1) // 2]) for s in starts]
+    return layers["dense"](torch.cat(pooled)).numpy()
 
 
 def _ward(emb: np.ndarray, n_speakers: int | None, params: DiarizationParams) -> np.ndarray:
