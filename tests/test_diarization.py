@@ -104,3 +104,24 @@ def test_pipeline_names_voices_from_enrolment_clips(store, pair):
 def test_multitrack_sources_with_bleed():
     result = multitrack(read_rttm(DATA / "ami-group" / "mixture.rttm"), -20.0)
     assert result["DER"] <= 0.095 and result["naming"] >= 0.93, result
+
+
+def test_voice_features_on_two_threads_equal_one_thread(monkeypatch):
+    """The voice work shared between threads (overlap model beside Silero, embedding batches
+    and chunks on two threads) gives exactly the one-thread features."""
+    from analysis.stages.speakers import diarization
+
+    y, sr = read_wav(DATA / "ami-pair" / "dev00.wav")
+    monkeypatch.setattr(diarization, "WINDOW_BATCH", 16)       # several batches per thread
+    features = {}
+    for threads in (1, 2):
+        monkeypatch.setattr(diarization, "VOICE_THREADS", threads)
+        features[threads] = diarization.voice_features(y, sr)
+    one, two = features[1], features[2]
+    assert len(one.starts_s) > 4 * 16 and len(one.chunks) > 4
+    for name in ("speech", "chunk_emb", "starts_s", "window_emb"):
+        np.testing.assert_array_equal(getattr(one, name), getattr(two, name), err_msg=name)
+    assert one.overlap_note == two.overlap_note
+    assert one.overlap is not None and two.overlap is not None
+    for a, b in zip(one.overlap, two.overlap):
+        np.testing.assert_array_equal(a, b)

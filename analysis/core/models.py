@@ -11,6 +11,7 @@ import functools
 import os
 import shutil
 import tempfile
+import threading
 import urllib.request
 import zipfile
 from dataclasses import dataclass
@@ -28,17 +29,20 @@ from capture.media import sha256_file
 # Landmarker in VIDEO mode, whose timestamps must only increase) is opened for one recording and
 # closed with it (``with``), never shared.
 _LOADED: dict[str, object] = {}
+_LOADING = threading.RLock()       # one model loads at a time (a load may ask for another)
 
 
 def shared_model(load: Callable[[], object]) -> Callable[[], object]:
-    """Decorator: ``load()`` runs once per process; later calls return the same model.
-    ``.cache_clear()`` forgets it (the next call loads again)."""
+    """Decorator: ``load()`` runs once per process, whichever threads ask at once; later calls
+    return the same model. ``.cache_clear()`` forgets it (the next call loads again)."""
     key = f"{load.__module__}.{load.__qualname__}"
 
     @functools.wraps(load)
     def get() -> object:
         if key not in _LOADED:
-            _LOADED[key] = load()
+            with _LOADING:
+                if key not in _LOADED:
+                    _LOADED[key] = load()
         return _LOADED[key]
 
     get.cache_clear = lambda: _LOADED.pop(key, None)  # type: ignore[attr-defined]

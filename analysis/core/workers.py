@@ -1,4 +1,5 @@
-"""Worker processes that start from a clean interpreter, and one background thread.
+"""Worker processes that start from a clean interpreter, one background thread, and work mapped
+over threads.
 
 ``spawn`` re-imports the parent's ``__main__`` in every new process. When the parent is a
 Streamlit page or a test harness, ``__main__`` is that script (``app.py``), which must never run
@@ -13,6 +14,10 @@ import sys
 import types
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from multiprocessing import get_context
+from typing import Callable, Sequence, TypeVar
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 @contextlib.contextmanager
@@ -48,6 +53,16 @@ def background_thread(name: str):
         yield pool
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+def map_in_threads(work: Callable[[T], R], items: Sequence[T], threads: int) -> list[R]:
+    """``[work(item) for item in items]``, in order, computed on ``threads`` threads: for work
+    that spends its time outside the GIL (torch, numpy), which then keeps that many cores busy.
+    Thread-local state (torch's ``no_grad``) must be set inside ``work``."""
+    if threads <= 1 or len(items) <= 1:
+        return [work(item) for item in items]
+    with ThreadPoolExecutor(min(threads, len(items)), thread_name_prefix="playback-map") as pool:
+        return list(pool.map(work, items))
 
 
 def release_free_memory() -> None:

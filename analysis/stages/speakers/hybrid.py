@@ -246,7 +246,8 @@ def diarize_frames(y: np.ndarray, sr: int, *, n_speakers: int | None,
                               second=second, overlap_note=f"overlaps from pyannote/segmentation-3.0 speaker count: "
                                                           f"{(second >= 0).sum() * FRAME_S:.1f} s",
                               method="single microphone: pyannote/segmentation-3.0 speaker count + Silero VAD + "
-                                     f"{'CAM++' if hybrid.voice == 'campplus' else 'Resemblyzer'} embeddings + k-means")
+                                     f"{'CAM++' if hybrid.voice == 'campplus' else 'Resemblyzer'} embeddings + "
+                                     f"{'Ward clustering' if hybrid.clustering == 'ward' else 'k-means'}")
     return frames.relabelled(_first_appearance_order(labels, k))
 
 
