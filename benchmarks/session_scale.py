@@ -193,10 +193,17 @@ def floor_child(video: str, seconds: float) -> None:
             sampled += 1
 
     def decode_audio() -> np.ndarray:
+        """Mono float32 at RATE Hz, decoding only the first ``seconds`` (not the whole file)."""
+        wanted, parts, have = int(seconds * RATE), [], 0
         with av.open(video) as container:
             resampler = av.AudioResampler(format="flt", layout="mono", rate=RATE)
-            parts = [r.to_ndarray()[0] for f in container.decode(audio=0) for r in resampler.resample(f)]
-        return np.concatenate(parts)[: int(seconds * RATE)]
+            for frame in container.decode(audio=0):
+                for resampled in resampler.resample(frame):
+                    parts.append(resampled.to_ndarray()[0])
+                    have += parts[-1].size
+                if have >= wanted:
+                    break
+        return np.concatenate(parts)[:wanted]
 
     y = timed("audio decode", decode_audio)
     vad = diarization._vad_model()
