@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import os
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from importlib.metadata import version
 
@@ -708,10 +709,25 @@ def overlap_windows(y: np.ndarray, sr: int, *, params: OverlapParams) -> tuple[t
 VOICE_THREADS = min(2, os.cpu_count() or 1)
 
 
+@contextmanager
+def _torch_threads(n: int):
+    """torch's intra-op threads set to ``n`` for the block (process-wide), then put back. Two
+    Python threads each running torch on its own pool of two oversubscribe two cores: at 50
+    minutes the voice work took 141 CPU s in 74 s instead of 114 CPU s in 63 s."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def voice_features(y: np.ndarray, sr: int, *, params: DiarizationParams = DiarizationParams()) -> VoiceFeatures:
     """:class:`VoiceFeatures` of ``y`` (float mono, ``sr`` Hz), on :data:`VOICE_THREADS` threads
-    (the same features as on one)."""
-    with background_thread("playback-overlap") as side:
+    of one torch thread each (the same features as on one)."""
+    with _torch_threads(1), background_thread("playback-overlap") as side:
         overlap = side.submit(overlap_windows, y, sr, params=params.overlap) if VOICE_THREADS > 1 else None
         mask = speech_mask(y, sr, params=params)
         chunks = speech_chunks(mask, params=params)
