@@ -163,6 +163,7 @@ def floor_child(video: str, seconds: float) -> None:
 
     from analysis.stages import faces
     from analysis.stages.speakers import diarization, overlap
+    from capture.media import decode_audio
 
     torch.set_num_threads(1)
     cpu = {}
@@ -192,20 +193,7 @@ def floor_child(video: str, seconds: float) -> None:
                 mp.Image(image_format=mp.ImageFormat.SRGB, data=rgb), int(round(t * 1000))))
             sampled += 1
 
-    def decode_audio() -> np.ndarray:
-        """Mono float32 at RATE Hz, decoding only the first ``seconds`` (not the whole file)."""
-        wanted, parts, have = int(seconds * RATE), [], 0
-        with av.open(video) as container:
-            resampler = av.AudioResampler(format="flt", layout="mono", rate=RATE)
-            for frame in container.decode(audio=0):
-                for resampled in resampler.resample(frame):
-                    parts.append(resampled.to_ndarray()[0])
-                    have += parts[-1].size
-                if have >= wanted:
-                    break
-        return np.concatenate(parts)[:wanted]
-
-    y = timed("audio decode", decode_audio)
+    y = timed("audio decode", lambda: decode_audio(video, sr=RATE, until_s=seconds))
     vad = diarization._vad_model()
     vad.reset_states()
     with torch.no_grad():

@@ -138,8 +138,9 @@ def _ffmpeg_reason(exc: Exception) -> str:
 
 
 def decode_audio(path: Path | str, *, sr: int = AUDIO_RATE_HZ, mono: bool = True,
-                 keep_readable: bool = False) -> np.ndarray:
-    """Decode the first audio stream, resampled to ``sr`` Hz.
+                 keep_readable: bool = False, until_s: float | None = None) -> np.ndarray:
+    """Decode the first audio stream, resampled to ``sr`` Hz (with ``until_s``, only its first
+    ``until_s`` seconds: decoding stops there).
 
     Returns float32 of shape ``(n,)`` when ``mono`` (channels averaged), else ``(channels, n)``.
     Sample 0 is the stream's first timestamp; a damaged stream raises :class:`BadMediaError`,
@@ -148,6 +149,8 @@ def decode_audio(path: Path | str, *, sr: int = AUDIO_RATE_HZ, mono: bool = True
     """
     name = Path(path).name
     chunks: list[np.ndarray] = []
+    wanted = None if until_s is None else int(round(until_s * sr))
+    decoded = 0                                       # samples per channel so far
     try:
         with av.open(str(path)) as container:
             if not container.streams.audio:
@@ -158,14 +161,18 @@ def decode_audio(path: Path | str, *, sr: int = AUDIO_RATE_HZ, mono: bool = True
             for frame in container.decode(stream):
                 for out in resampler.resample(frame):
                     chunks.append(out.to_ndarray())
-            for out in resampler.resample(None):
-                chunks.append(out.to_ndarray())
+                    decoded += chunks[-1].shape[1]
+                if wanted is not None and decoded >= wanted:
+                    break
+            else:
+                for out in resampler.resample(None):
+                    chunks.append(out.to_ndarray())
     except av.error.FFmpegError as exc:
         if not (keep_readable and chunks):
             raise BadMediaError(f"{name}: the audio could not be decoded ({_ffmpeg_reason(exc)}).") from None
     if not chunks:
         raise BadMediaError(f"{name}: the audio stream holds no samples.")
-    audio = np.concatenate(chunks, axis=1).astype(np.float32)
+    audio = np.concatenate(chunks, axis=1).astype(np.float32)[:, :wanted]
     return audio[0] if mono else audio
 
 

@@ -109,3 +109,18 @@ def test_probe_limits(tmp_path, monkeypatch):
     monkeypatch.setattr(media, "MAX_DURATION_S", 10.0)
     with pytest.raises(BadMediaError, match="limit"):
         media.probe(shared("data/ami-pair/dev00.wav"))
+
+
+def test_decode_audio_until_stops_early_with_the_same_samples(tmp_path):
+    """``decode_audio(until_s=)`` gives exactly the first seconds of the whole decode (AAC at
+    another rate, resampled to 16 kHz), of that length."""
+    import numpy as np
+
+    from capture.media import decode_audio
+    from media_factory import make_media
+
+    path = make_media(tmp_path / "talk.mp4", seconds=6.0, video=False, rate=44_100)
+    whole = decode_audio(path)
+    first = decode_audio(path, until_s=2.5)
+    assert len(whole) > 5 * 16_000 and len(first) == 40_000
+    np.testing.assert_array_equal(first, whole[:40_000])
