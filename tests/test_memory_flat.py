@@ -103,6 +103,36 @@ def test_vad_probabilities_equal_silero_audio_forward(speech, length_s):
     assert np.array_equal(diarization.vad_probabilities(y, SR), whole)
 
 
+def test_ge2e_mel_read_in_blocks_gives_the_same_rows_and_embeddings(speech, small_blocks, monkeypatch):
+    """The voice features read the session's mel a block at a time (``Ge2eMelBlocks``, two
+    blocks kept here): the same rows as the whole ``ge2e_mel`` wherever a read starts or ends
+    (inside a block, across block edges, past the end), so the same embeddings, bit for bit."""
+    monkeypatch.setattr(diarization, "MEL_BLOCKS_KEPT", 2)
+    signal = speech[: 40 * SR]
+    whole = diarization.ge2e_mel(signal, SR)
+    blocks = diarization.Ge2eMelBlocks(signal)
+    n = len(whole)
+    assert len(blocks) == n
+    for a, b in [(0, 150), (700, 860), (770, 2400), (3000, 20), (n - 5, n + 40), (n + 3, n + 9), (0, None)]:
+        assert np.array_equal(blocks[a:b], whole[a:b]), (a, b)
+    mask = diarization.speech_mask(signal, SR)
+    chunks = diarization.speech_chunks(mask)
+    assert len(chunks) > 5
+    assert np.array_equal(diarization.chunk_embeddings(blocks, chunks, threads=2),
+                          diarization.chunk_embeddings(whole, chunks, threads=2))
+    assert np.array_equal(diarization.window_embeddings(blocks, mask, threads=2)[1],
+                          diarization.window_embeddings(whole, mask, threads=2)[1])
+
+
+def _read_mel_windows(y: np.ndarray) -> np.ndarray:
+    """Every 1.5 s window of ``y``'s GE2E mel, read through ``Ge2eMelBlocks`` in time order;
+    returns nothing that grows with ``y``."""
+    mel = diarization.Ge2eMelBlocks(y)
+    for start in range(0, len(mel), 50):
+        mel[start:start + 150]
+    return np.zeros(0)
+
+
 def _traced_peak(work) -> tuple[float, object]:
     """Peak Python/numpy memory (bytes) allocated while ``work()`` runs, and its result."""
     tracemalloc.start()
@@ -113,13 +143,18 @@ def _traced_peak(work) -> tuple[float, object]:
         tracemalloc.stop()
 
 
-@pytest.mark.parametrize("name", ["ge2e_mel", "session_mfcc", "rms"])
+@pytest.mark.parametrize("name", ["ge2e_mel", "ge2e_mel_blocks", "session_mfcc", "mfcc_statistics", "rms"])
 def test_working_memory_does_not_grow_with_length(speech, name):
     """From 2 to 6 minutes of speech, a function's peak (beyond what it returns) grows by less
-    than half the signal's own growth (before blocks: 3 to 5 times it; the MFCCs' log-mel keeps 40
-    float32 values per 10 ms frame until the cepstra are taken, a quarter of the signal's 160)."""
+    than half the signal's own growth (before blocks: 3 to 5 times it). ``mfcc_statistics`` holds
+    the session's 20 MFCCs per 10 ms frame (an eighth of the signal's 160 float32 samples) and,
+    while standardising them, numpy's temporary of the same size."""
+    spans = [(a, a + 150) for a in range(0, 6 * 60 * 100, 50)]
     work = {"ge2e_mel": lambda y: diarization.ge2e_mel(y, SR),
+            "ge2e_mel_blocks": _read_mel_windows,
             "session_mfcc": lambda y: diarization.session_mfcc(y, SR, 20),
+            "mfcc_statistics": lambda y: diarization.mfcc_statistics(y, SR, np.ones(len(y) // 160 + 1, bool),
+                                                                     spans[: max(1, len(y) // 8000 - 3)]),
             "rms": lambda y: tone._rms(y, 320)}[name]
     work(speech[:SR])                                 # libraries imported before measuring
     peaks = {}
@@ -128,6 +163,7 @@ def test_working_memory_does_not_grow_with_length(speech, name):
         peak, result = _traced_peak(lambda: work(y))
         peaks[minutes] = peak - result.nbytes
     signal_growth = 4 * 60 * SR * 4                   # float32 bytes of 4 more minutes
+    print(f"{name}: {peaks[2] / MB:.1f} MB at 2 min, {peaks[6] / MB:.1f} MB at 6 min")
     assert peaks[6] - peaks[2] < signal_growth / 2, (
         f"{name}: {peaks[2] / MB:.1f} MB at 2 min, {peaks[6] / MB:.1f} MB at 6 min")
 
@@ -275,3 +311,22 @@ def test_audio_stages_give_the_same_on_a_pcm16_signal(pcm_speech, small_blocks, 
     import pandas as pd
 
     pd.testing.assert_frame_equal(tone.prosody_frames(signal, SR), tone.prosody_frames(y, SR), check_exact=True)
+
+
+def test_praat_blocks_of_a_pcm16_signal_are_not_copied_to_float32(pcm_speech, small_blocks, monkeypatch):
+    """Tone measures a long session a Praat block at a time; a block of a 16-bit signal goes to
+    Praat as a 16-bit view, not as a float32 copy (at 50 minutes that copy was 40 MB, held
+    beside Praat's own float64 samples): the traced peak is that of a float32 array's blocks,
+    which are views, within a quarter of one block's float32 size."""
+    monkeypatch.setattr(tone, "PRAAT_BLOCK_S", 20.0)
+    y, signal = pcm_speech
+    params = tone.ToneParams()
+    hop = int(round(params.hop_s * SR))
+    t = np.arange(len(signal) // hop + 1) * params.hop_s
+    views, whole = _traced_peak(lambda: tone._praat_tracks(y, SR, t, hop, params))
+    peak, parts = _traced_peak(lambda: tone._praat_tracks(signal, SR, t, hop, params))
+    for a, b in zip(parts, whole):
+        assert np.array_equal(a, b, equal_nan=True)
+    block_float32 = int((20.0 + 2 * tone.PRAAT_MARGIN_S) * SR) * 4
+    assert peak - views < block_float32 / 4, (
+        f"{peak / MB:.1f} MB traced, {views / MB:.1f} MB with views; a float32 block is {block_float32 / MB:.1f} MB")

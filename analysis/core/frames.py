@@ -38,6 +38,12 @@ def as_signal(y) -> np.ndarray | Pcm16Signal:
     return y if isinstance(y, Pcm16Signal) else np.asarray(y)
 
 
+def signal_part(y, first: int, stop: int) -> np.ndarray | Pcm16Signal:
+    """Samples ``first`` to ``stop`` of ``y`` without a copy: a :class:`Pcm16Signal` of a view
+    of its 16-bit samples (slicing one gives float32 copies), an array's slice otherwise."""
+    return Pcm16Signal(y.pcm[first:stop]) if isinstance(y, Pcm16Signal) else np.asarray(y)[first:stop]
+
+
 def centred_frame_blocks(y: np.ndarray, frame_length: int, hop: int, block_frames: int):
     """The frames of ``y`` as librosa frames them with ``center=True`` and zero padding (frame
     ``t`` starts at sample ``t * hop - frame_length // 2``; ``1 + (len(y) + 2 * (frame_length //
@@ -45,15 +51,25 @@ def centred_frame_blocks(y: np.ndarray, frame_length: int, hop: int, block_frame
     analysis runs in blocks with the same output: yields ``(first_frame, samples)``, where
     ``samples`` (zeros outside ``y``) holds frames ``first_frame`` onwards for a ``center=False``
     analysis."""
-    n_frames = 1 + (len(y) + 2 * (frame_length // 2) - frame_length) // hop
+    n_frames = centred_frame_count(len(y), frame_length, hop)
     for first in range(0, n_frames, block_frames):
-        count = min(block_frames, n_frames - first)
-        start = first * hop - frame_length // 2
-        stop = start + (count - 1) * hop + frame_length
-        samples = np.zeros(stop - start, y.dtype)
-        inside = slice(max(start, 0), min(stop, len(y)))
-        samples[inside.start - start:inside.stop - start] = y[inside]
-        yield first, samples
+        yield first, centred_frame_samples(y, frame_length, hop, first, min(block_frames, n_frames - first))
+
+
+def centred_frame_count(n_samples: int, frame_length: int, hop: int) -> int:
+    """How many frames librosa's ``center=True`` framing gives ``n_samples`` samples."""
+    return 1 + (n_samples + 2 * (frame_length // 2) - frame_length) // hop
+
+
+def centred_frame_samples(y: np.ndarray, frame_length: int, hop: int, first: int, count: int) -> np.ndarray:
+    """The samples of ``count`` centred frames from frame ``first`` (see
+    :func:`centred_frame_blocks`), zeros outside ``y``, for a ``center=False`` analysis."""
+    start = first * hop - frame_length // 2
+    stop = start + (count - 1) * hop + frame_length
+    samples = np.zeros(stop - start, y.dtype)
+    inside = slice(max(start, 0), min(stop, len(y)))
+    samples[inside.start - start:inside.stop - start] = y[inside]
+    return samples
 
 
 def runs(mask: np.ndarray) -> list[tuple[int, int, bool]]:

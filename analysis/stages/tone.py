@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.core import events as ev
-from analysis.core.frames import as_signal, centred_frame_blocks
+from analysis.core.frames import as_signal, centred_frame_blocks, signal_part
 
 
 @dataclass(frozen=True)
@@ -126,7 +126,7 @@ def _praat_tracks(y: np.ndarray, sr: int, t: np.ndarray, hop: int, params: ToneP
         lo = max(0, start - margin)
         hi = n - (max(0, n - (start + block + margin)) // hop) * hop     # the end less a multiple of hop
         own = (t >= start / sr) & ((t < (start + block) / sr) if start + block < n else True)
-        piece = y[lo:hi]
+        piece = signal_part(y, lo, hi)          # a 16-bit signal stays one: no float32 copy of the block
         peak = _abs_peak(piece)
         threshold = params.silence_threshold * whole_peak / peak if peak > 0 else params.silence_threshold
         f0[own], db[own] = _praat_block(piece, sr, t[own] - lo / sr, params, threshold)

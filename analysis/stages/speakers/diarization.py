@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
+from collections import OrderedDict
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from importlib.metadata import version
@@ -35,6 +37,8 @@ from analysis.core.frames import (
     as_signal,
     fill_same_speaker_pauses,
     centred_frame_blocks,
+    centred_frame_count,
+    centred_frame_samples,
     fill_short_runs,
     frame_level_db,
     runs,
@@ -335,37 +339,106 @@ def mel_power(y: np.ndarray, sr: int, *, n_fft: int, hop: int, n_mels: int, prep
     :data:`SPECTRUM_BLOCK_FRAMES` frames at a time, with the same output: shape ``(n_mels,
     1 + len(y) // hop)`` for an even ``n_fft``. ``prepare`` (elementwise, e.g. a gain) is applied
     to each block's samples."""
-    import librosa
-
     out = None
     for first, samples in centred_frame_blocks(as_signal(y), n_fft, hop, SPECTRUM_BLOCK_FRAMES):
-        block = librosa.feature.melspectrogram(y=prepare(samples) if prepare else samples, sr=sr, n_fft=n_fft,
-                                               hop_length=hop, n_mels=n_mels, center=False)
+        block = _mel_block(samples, sr, n_fft=n_fft, hop=hop, n_mels=n_mels, prepare=prepare)
         if out is None:
-            out = np.empty((n_mels, 1 + (len(y) + 2 * (n_fft // 2) - n_fft) // hop), block.dtype)
+            out = np.empty((n_mels, centred_frame_count(len(y), n_fft, hop)), block.dtype)
         out[:, first:first + block.shape[1]] = block
     return out
+
+
+def _mel_block(samples: np.ndarray, sr: int, *, n_fft: int, hop: int, n_mels: int, prepare=None) -> np.ndarray:
+    """The mel power of one block of :func:`centred_frame_blocks`: shape (n_mels, frames)."""
+    import librosa
+
+    return librosa.feature.melspectrogram(y=prepare(samples) if prepare else samples, sr=sr, n_fft=n_fft,
+                                          hop_length=hop, n_mels=n_mels, center=False)
+
+
+def _ge2e_framing() -> tuple[int, int, int]:
+    """Resemblyzer's mel framing at 16 kHz: ``(n_fft, hop, n_mels)``."""
+    from resemblyzer import hparams
+
+    rate = hparams.sampling_rate
+    return (int(rate * hparams.mel_window_length / 1000), int(rate * hparams.mel_window_step / 1000),
+            hparams.mel_n_channels)
+
+
+def _ge2e_gain(y: np.ndarray, peak: float | None) -> float:
+    if peak is None:
+        peak = max(y.max(), -y.min()) if len(y) else 0.0   # the largest |y| without a copy of y
+    return peak or 1.0
 
 
 def ge2e_mel(y: np.ndarray, sr: int, *, peak: float | None = None) -> np.ndarray:
     """Resemblyzer's mel input (``resemblyzer.audio.wav_to_mel_spectrogram``) for mono ``y`` at
     ``sr`` Hz, peak-normalised (by ``peak``, the largest absolute sample, when ``y`` is part of a
     longer recording), computed in blocks: shape (10 ms frames, 40) float32, aligned with
-    :data:`FRAME_S` frames."""
-    from resemblyzer import hparams
-
+    :data:`FRAME_S` frames. :class:`Ge2eMelBlocks` reads the same rows a slice at a time."""
     if sr != 16000:
         import librosa
 
         y = librosa.resample(np.asarray(y, np.float32), orig_sr=sr, target_sr=16000)
-    if peak is None:
-        peak = max(y.max(), -y.min()) if len(y) else 0.0   # the largest |y| without a copy of y
-    gain = peak or 1.0
-    rate = hparams.sampling_rate
-    mel = mel_power(y, rate, n_fft=int(rate * hparams.mel_window_length / 1000),
-                    hop=int(rate * hparams.mel_window_step / 1000), n_mels=hparams.mel_n_channels,
-                    prepare=lambda block: block / gain * 0.5)
+    gain = _ge2e_gain(y, peak)
+    n_fft, hop, n_mels = _ge2e_framing()
+    mel = mel_power(y, 16000, n_fft=n_fft, hop=hop, n_mels=n_mels, prepare=lambda block: block / gain * 0.5)
     return mel.astype(np.float32, copy=False).T
+
+
+# blocks of a session's GE2E mel input kept at a time while embedding (640 kB each)
+MEL_BLOCKS_KEPT = 8
+
+
+class Ge2eMelBlocks:
+    """``ge2e_mel(y, 16000)`` read a slice of rows at a time (``mel[a:b]``, ``len(mel)``): each
+    :data:`SPECTRUM_BLOCK_FRAMES`-frame block is computed when first read, as :func:`ge2e_mel`
+    computes it (the same values), and only the :data:`MEL_BLOCKS_KEPT` last read are kept, so
+    that memory does not grow with the session (the whole mel of 50 minutes is 48 MB). Threads
+    may read it at once."""
+
+    def __init__(self, y: np.ndarray):
+        self.y = as_signal(y)
+        self.gain = _ge2e_gain(self.y, None)
+        self.n_fft, self.hop, self.n_mels = _ge2e_framing()
+        self.n_frames = centred_frame_count(len(y), self.n_fft, self.hop)
+        self._blocks: OrderedDict[int, np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return self.n_frames
+
+    def __getitem__(self, rows: slice) -> np.ndarray:
+        a, b, step = rows.indices(self.n_frames)
+        if step != 1:
+            raise IndexError("Ge2eMelBlocks reads contiguous rows only")
+        if b <= a:
+            return np.zeros((0, self.n_mels), np.float32)
+        size = SPECTRUM_BLOCK_FRAMES
+        parts = [self._block(j) for j in range(a // size, (b - 1) // size + 1)]
+        held = parts[0] if len(parts) == 1 else np.concatenate(parts)
+        return held[a - a // size * size:b - a // size * size]
+
+    def _block(self, j: int) -> np.ndarray:
+        with self._lock:
+            if j not in self._blocks:
+                first = j * SPECTRUM_BLOCK_FRAMES
+                samples = centred_frame_samples(self.y, self.n_fft, self.hop, first,
+                                                min(SPECTRUM_BLOCK_FRAMES, self.n_frames - first))
+                mel = _mel_block(samples, 16000, n_fft=self.n_fft, hop=self.hop, n_mels=self.n_mels,
+                                 prepare=lambda block: block / self.gain * 0.5)
+                self._blocks[j] = mel.astype(np.float32, copy=False).T
+                while len(self._blocks) > MEL_BLOCKS_KEPT:
+                    self._blocks.popitem(last=False)
+            self._blocks.move_to_end(j)
+            return self._blocks[j]
+
+
+def session_ge2e_mel(y: np.ndarray, sr: int) -> Ge2eMelBlocks | np.ndarray:
+    """A session's GE2E mel input for :func:`chunk_embeddings` and :func:`window_embeddings`:
+    read a block at a time (:class:`Ge2eMelBlocks`) at 16 kHz, the whole :func:`ge2e_mel`
+    otherwise (it resamples first)."""
+    return Ge2eMelBlocks(y) if sr == 16000 else ge2e_mel(y, sr)
 
 
 def ge2e_mel_span(y: np.ndarray, first: int, last: int, *, peak: float, offset: int = 0) -> np.ndarray:
@@ -499,18 +572,24 @@ def session_mfcc(y: np.ndarray, sr: int, n_mfcc: int) -> np.ndarray:
     """``librosa.feature.mfcc(y=y, sr=sr, n_mfcc=n_mfcc, n_fft=25 ms, hop_length=10 ms,
     n_mels=40)`` computed in blocks with the same output: shape (10 ms frames, ``n_mfcc``). The
     log-mel's floor (``power_to_db``'s ``top_db``, 80 dB under the session's loudest mel value)
-    is set once over the whole session before the cepstra are taken."""
+    is found over the whole session in a first pass over the blocks; the second computes them
+    again and takes the cepstra, so that only one block of log-mel is held at a time (the whole
+    session's would be 48 MB at 50 minutes)."""
     import librosa
 
     top_db = 80.0                       # librosa.power_to_db's default, as librosa.feature.mfcc uses it
-    log_mel = mel_power(y, sr, n_fft=int(0.025 * sr), hop=int(round(FRAME_S * sr)), n_mels=40)
-    for first in range(0, log_mel.shape[1], SPECTRUM_BLOCK_FRAMES):
-        block = log_mel[:, first:first + SPECTRUM_BLOCK_FRAMES]
-        block[:] = librosa.power_to_db(block, top_db=None)
-    np.maximum(log_mel, log_mel.max() - top_db, out=log_mel)
-    mfcc = np.empty((log_mel.shape[1], n_mfcc), log_mel.dtype)
-    for first in range(0, log_mel.shape[1], SPECTRUM_BLOCK_FRAMES):
-        block = log_mel[:, first:first + SPECTRUM_BLOCK_FRAMES]
+    n_fft, hop = int(0.025 * sr), int(round(FRAME_S * sr))
+
+    def log_mel_blocks():
+        for first, samples in centred_frame_blocks(as_signal(y), n_fft, hop, SPECTRUM_BLOCK_FRAMES):
+            yield first, librosa.power_to_db(_mel_block(samples, sr, n_fft=n_fft, hop=hop, n_mels=40), top_db=None)
+
+    floor = max(block.max() for _, block in log_mel_blocks()) - top_db
+    mfcc = None
+    for first, block in log_mel_blocks():
+        np.maximum(block, floor, out=block)
+        if mfcc is None:
+            mfcc = np.empty((centred_frame_count(len(y), n_fft, hop), n_mfcc), block.dtype)
         mfcc[first:first + block.shape[1]] = librosa.feature.mfcc(S=block, n_mfcc=n_mfcc).T
     return mfcc
 
@@ -521,7 +600,9 @@ def mfcc_statistics(y: np.ndarray, sr: int, mask: np.ndarray, spans: list[tuple[
     frames of each span ``(start_frame, end_frame)`` at :data:`FRAME_S`: shape
     ``(len(spans), n + n (n + 1) / 2)`` for ``n = params.n_mfcc``."""
     mfcc = session_mfcc(y, sr, params.n_mfcc)
-    mfcc = (mfcc - mfcc.mean(0)) / (mfcc.std(0) + 1e-9)
+    mean, std = mfcc.mean(0), mfcc.std(0) + 1e-9
+    mfcc -= mean                        # in place: no second session-long copy
+    mfcc /= std
     upper = np.triu_indices(params.n_mfcc)
     out = []
     for a, b in spans:
@@ -731,11 +812,10 @@ def voice_features(y: np.ndarray, sr: int, *, params: DiarizationParams = Diariz
         overlap = side.submit(overlap_windows, y, sr, params=params.overlap) if VOICE_THREADS > 1 else None
         mask = speech_mask(y, sr, params=params)
         chunks = speech_chunks(mask, params=params)
-        mel = ge2e_mel(y, sr)
+        mel = session_ge2e_mel(y, sr)
         chunk_emb = chunk_embeddings(mel, chunks, threads=VOICE_THREADS)
         starts, emb = (window_embeddings(mel, mask, params=params, threads=VOICE_THREADS) if chunks
                        else (np.zeros(0), np.zeros((0, 256))))
-        del mel
         windows, note = overlap.result() if overlap is not None else overlap_windows(y, sr, params=params.overlap)
     return VoiceFeatures(mask, chunks, chunk_emb, starts, emb, windows, note)
 

@@ -36,9 +36,9 @@ from analysis.stages.speakers.diarization import (
     _unit,
     chunk_embeddings,
     cluster,
-    ge2e_mel,
     label_frames,
     scores_from_embeddings,
+    session_ge2e_mel,
     speaker_scores,
     speech_chunks,
     speech_mask,
@@ -215,7 +215,7 @@ def diarize_frames(y: np.ndarray, sr: int, *, n_speakers: int | None,
     if hybrid.voice == "campplus":
         chunk_emb, starts, window_emb = _campplus_voices(y, sr, mask, chunks, params, hybrid.campplus_hop_s)
     else:
-        mel = ge2e_mel(y, sr)
+        mel = session_ge2e_mel(y, sr)
         chunk_emb = chunk_embeddings(mel, chunks)
     chunk_labels = cluster_chunks(chunk_emb, np.array([b - a for a, b in chunks], float) * FRAME_S, n_speakers,
                                   params)
