@@ -39,7 +39,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.core import events as ev
-from analysis.core.workers import background_thread, process_pool, release_free_memory
+from analysis.core.workers import background_thread, process_pool, release_free_memory, return_large_blocks_when_freed
 from analysis.stages import dynamics, expressions, faces, tone
 from analysis.stages.speakers import (
     backends,
@@ -677,6 +677,7 @@ def analyze(store: Store, session_id: str, *, params: Params | None = None, hook
     planned = plan(session, params, force=force)
     in_background = cores_for_faces(session, params, planned) < (os.cpu_count() or 1)
     records = []
+    return_large_blocks_when_freed()
     release_free_memory()       # what this process freed before (an import of the session) is not held under the stages
     with background_thread("playback-early") as background:
         for step in planned:

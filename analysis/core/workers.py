@@ -70,8 +70,32 @@ def release_free_memory() -> None:
     nothing elsewhere). Freed small objects (a long session's tens of thousands of face rows,
     unpickled in the process pool's result thread) otherwise stay resident in the allocator's
     heaps, and a later stage's peak stands on them."""
+    libc = _glibc()
+    if libc is not None:
+        libc.malloc_trim(0)
+
+
+# allocations of this size (bytes) and more get pages of their own, unmapped when freed
+LARGE_ALLOCATION_BYTES = 1 << 20
+_M_MMAP_THRESHOLD = -3          # mallopt's parameter number in glibc's malloc.h
+
+
+def return_large_blocks_when_freed() -> None:
+    """Fix glibc's mmap threshold at :data:`LARGE_ALLOCATION_BYTES` for this process (nothing
+    elsewhere), so that every array of 1 MiB or more (numpy's, torch's) goes back to the system
+    when it is freed. Left alone, glibc raises the threshold each time it frees such a block
+    (up to 32 MiB); arrays under it then come from its heaps (one per thread), where freed
+    blocks stay resident between live ones: a later peak stands on them, and the more threads
+    and the longer the session, the more of them (tests/test_workers.py)."""
+    libc = _glibc()
+    if libc is not None:
+        libc.mallopt(_M_MMAP_THRESHOLD, LARGE_ALLOCATION_BYTES)
+
+
+def _glibc():
+    """The C library when it is glibc (``malloc_trim`` and ``mallopt`` exist), else None."""
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        libc.malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
+        return libc if hasattr(libc, "malloc_trim") and hasattr(libc, "mallopt") else None
+    except OSError:
+        return None
