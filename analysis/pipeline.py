@@ -313,8 +313,8 @@ def run_speakers(s: Session, p: Params, hook: ProgressHook) -> StageResult:
         hook("speakers", completed=2, total=2)
         return heard
     hook("speakers", completed=1, total=2)
-    segments, how = name_speakers(heard.frames, s.participant_ids, s.table("derived/faces.parquet"),
-                                  params=p.audiovisual)
+    mouths = s.table("derived/faces.parquet", faces.MOUTH_COLUMNS)
+    segments, how = name_speakers(heard.frames, s.participant_ids, mouths, params=p.audiovisual)
     hook("speakers", completed=2, total=2)
     return StageResult({"speakers.parquet": segments},
                        {"models": backends.model_versions(p.diarization), "backend": how + heard.enrolled})
