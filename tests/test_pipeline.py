@@ -41,6 +41,27 @@ def test_changed_parameter_reruns_that_stage_and_what_follows(ami_session):
     analyze(store, session_id)  # back to defaults for the other tests
 
 
+def test_decoded_audio_is_let_go_once_no_stage_left_reads_it(ami_session, monkeypatch):
+    """The session's decoded audio (96 MB at 50 minutes) is released before the first stage
+    after the last one that reads it (tone), not held under dynamics, expressions and events."""
+    import analysis.pipeline as pipeline
+
+    store, session_id, _ = ami_session
+    happened = []
+    release = pipeline.Session.release_audio
+
+    def released(self):
+        happened.append(("released", self._audio is not None))
+        release(self)
+
+    monkeypatch.setattr(pipeline.Session, "release_audio", released)
+    analyze(store, session_id, force=True, hook=lambda stage, completed, total: happened.append(stage))
+    first = next(i for i, event in enumerate(happened) if isinstance(event, tuple))
+    assert happened[first] == ("released", True)                  # it held the decoded audio until then
+    assert max(i for i, event in enumerate(happened) if event == "tone") < first
+    assert first < min(i for i, event in enumerate(happened) if event == "dynamics")
+
+
 def test_audio_only_session_has_no_face_rows(ami_session):
     store, session_id, _ = ami_session
     faces, meta = store.read_table(session_id, "derived/faces.parquet")
