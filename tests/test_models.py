@@ -71,3 +71,69 @@ def test_archive_with_the_wrong_checksum_is_refused(monkeypatch, tmp_path):
         resolve_model(model, allow_download=True)
     assert "sha256" in str(info.value) and "pkg/model.bin" in str(info.value)
     assert not any((tmp_path / "cache" / "playback" / "models").glob("*"))
+
+
+# a fresh interpreter: the voice models load for the first time (pyannote.audio, and with it
+# optuna, imported then) while a session's signal is on the stack; afterwards, nothing may hold it
+FIRST_LOAD = """
+import gc, sys, weakref
+import numpy as np, soundfile as sf
+from analysis.stages.speakers import diarization
+from capture.media import Pcm16Signal
+
+y, sr = sf.read(sys.argv[1], dtype="float32")
+signal = Pcm16Signal(np.round(y[: 10 * sr] * 32767).astype(np.int16))
+features = diarization.voice_features(signal, sr)
+assert features.overlap is not None and len(features.chunks)
+alive = weakref.ref(signal)
+del signal
+gc.collect()
+print("held" if alive() is not None else "freed")
+"""
+
+
+def test_a_first_model_load_keeps_none_of_the_callers_data(monkeypatch):
+    """Models load in a thread of their own: optuna (imported with pyannote.audio) keeps the
+    traceback of a failed optional import, every frame above it included, for ever; loaded on
+    the caller's stack, that kept the session's audio (96 MB at 50 minutes) after the analysis."""
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    out = subprocess.run([sys.executable, "-c", FIRST_LOAD, str(shared("data/ami-pair/dev00.wav"))], cwd=ROOT,
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == "freed"
+
+
+def test_shared_models_load_once_and_a_load_may_ask_for_another():
+    import threading
+    import time
+
+    from analysis.core.models import shared_model
+
+    loads = []
+
+    @shared_model
+    def inner():
+        loads.append(("inner", threading.current_thread().name))
+        return "inner model"
+
+    @shared_model
+    def outer():
+        loads.append(("outer", threading.current_thread().name))
+        time.sleep(0.2)                 # the other callers arrive while it loads
+        return f"outer with {inner()}"
+
+    results = []
+    callers = [threading.Thread(target=lambda: results.append(outer())) for _ in range(3)]
+    for caller in callers:
+        caller.start()
+    for caller in callers:
+        caller.join(timeout=10)
+    assert results == ["outer with inner model"] * 3
+    assert [name for name, _ in loads] == ["outer", "inner"]
+    assert all(thread.startswith("playback-model-load") for _, thread in loads)
+    outer.cache_clear()
+    inner.cache_clear()

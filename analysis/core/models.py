@@ -14,6 +14,7 @@ import tempfile
 import threading
 import urllib.request
 import zipfile
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -30,19 +31,34 @@ from capture.media import sha256_file
 # closed with it (``with``), never shared.
 _LOADED: dict[str, object] = {}
 _LOADING = threading.RLock()       # one model loads at a time (a load may ask for another)
+_IN_LOADER = threading.local()      # .active in the threads that load models
 
 
 def shared_model(load: Callable[[], object]) -> Callable[[], object]:
     """Decorator: ``load()`` runs once per process, whichever threads ask at once; later calls
-    return the same model. ``.cache_clear()`` forgets it (the next call loads again)."""
+    return the same model. ``.cache_clear()`` forgets it (the next call loads again).
+
+    The load runs in a thread of its own (loads it asks for run in that thread too): a library
+    may keep the frames of its import for ever (optuna, imported with pyannote.audio, keeps the
+    traceback of each optional import that failed, and with it every frame above), and those
+    frames must not be the caller's, which hold a session's audio (96 MB at 50 minutes, kept
+    for the life of the process before)."""
     key = f"{load.__module__}.{load.__qualname__}"
+
+    def load_here() -> None:
+        _IN_LOADER.active = True
+        with _LOADING:
+            if key not in _LOADED:
+                _LOADED[key] = load()
 
     @functools.wraps(load)
     def get() -> object:
         if key not in _LOADED:
-            with _LOADING:
-                if key not in _LOADED:
-                    _LOADED[key] = load()
+            if getattr(_IN_LOADER, "active", False):
+                load_here()
+            else:
+                with ThreadPoolExecutor(1, thread_name_prefix="playback-model-load") as thread:
+                    thread.submit(load_here).result()
         return _LOADED[key]
 
     get.cache_clear = lambda: _LOADED.pop(key, None)  # type: ignore[attr-defined]
