@@ -49,9 +49,9 @@ def _resident_left(mode: str) -> float:
 
 
 def test_freed_large_arrays_leave_nothing_resident_with_the_threshold_fixed():
-    """Freed 0.8-16 MB arrays of two threads: with glibc's own sliding threshold they stay
-    resident between live small objects (about 190 MB here); with it fixed at 1 MiB
-    (``return_large_blocks_when_freed``, as ``analyze`` sets it) they go back to the system."""
-    sliding, fixed = _resident_left("sliding"), _resident_left("fixed")
+    """Freed 0.8-16 MB arrays of two threads go back to the system with glibc's threshold fixed
+    at 1 MiB (``return_large_blocks_when_freed``, as ``analyze`` sets it). With glibc's own
+    sliding threshold how much stays resident depends on timing (about 150 MB in one run here,
+    6 MB in another), so only the fixed case is asserted."""
+    fixed = _resident_left("fixed")
     assert fixed < 25, f"{fixed:.0f} MB left resident with the threshold fixed"
-    assert sliding > fixed + 50, f"sliding threshold: {sliding:.0f} MB left; fixed: {fixed:.0f} MB"
