@@ -14,11 +14,11 @@ import tempfile
 import threading
 import urllib.request
 import zipfile
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from analysis.core.workers import background_thread
 from capture.errors import ModelUnavailableError
 from capture.media import sha256_file
 
@@ -57,7 +57,7 @@ def shared_model(load: Callable[[], object]) -> Callable[[], object]:
             if getattr(_IN_LOADER, "active", False):
                 load_here()
             else:
-                with ThreadPoolExecutor(1, thread_name_prefix="playback-model-load") as thread:
+                with background_thread("playback-model-load") as thread:
                     thread.submit(load_here).result()
         return _LOADED[key]
 
