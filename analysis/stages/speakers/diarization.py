@@ -594,15 +594,43 @@ def session_mfcc(y: np.ndarray, sr: int, n_mfcc: int) -> np.ndarray:
     return mfcc
 
 
+def standardise_columns(x: np.ndarray, rows: int = 65536) -> np.ndarray:
+    """``x`` of shape (n, d) standardised in place per column, ``(x - x.mean(0)) / (x.std(0) +
+    1e-9)``, bit for bit as numpy computes it, but without numpy's temporary copy of ``x`` for
+    the deviations (24 MB for 50 minutes of 20 MFCCs): the column sums run over ``rows`` rows at
+    a time, carrying the running sum on, in the same order as numpy's axis-0 sum (row after
+    row). Returns ``x``."""
+    def column_sum(blocks) -> np.ndarray:
+        total = None
+        for block in blocks:
+            total = np.add.reduce(block if total is None else np.concatenate([total[None], block]), axis=0)
+        return total
+
+    n = len(x)
+    if n == 0:
+        return x
+    mean = column_sum(x[a:a + rows] for a in range(0, n, rows))
+    mean /= n
+
+    def squared_deviations():
+        for a in range(0, n, rows):
+            deviation = x[a:a + rows] - mean
+            deviation *= deviation
+            yield deviation
+
+    variance = column_sum(squared_deviations())
+    variance /= n
+    x -= mean
+    x /= np.sqrt(variance) + 1e-9
+    return x
+
+
 def mfcc_statistics(y: np.ndarray, sr: int, mask: np.ndarray, spans: list[tuple[int, int]], *,
                     params: DiarizationParams = DiarizationParams()) -> np.ndarray:
     """Mean and covariance (upper triangle) of the session-standardised MFCCs over the speech
     frames of each span ``(start_frame, end_frame)`` at :data:`FRAME_S`: shape
     ``(len(spans), n + n (n + 1) / 2)`` for ``n = params.n_mfcc``."""
-    mfcc = session_mfcc(y, sr, params.n_mfcc)
-    mean, std = mfcc.mean(0), mfcc.std(0) + 1e-9
-    mfcc -= mean                        # in place: no second session-long copy
-    mfcc /= std
+    mfcc = standardise_columns(session_mfcc(y, sr, params.n_mfcc))
     upper = np.triu_indices(params.n_mfcc)
     out = []
     for a, b in spans:
